@@ -1,0 +1,80 @@
+"""statevault: keep a long-running service's state safe across restarts, crashes and redeploys.
+
+``StateManager(url).save_state(state)`` writes a dict of Python, numpy and pandas objects to any
+fsspec location (a path, ``s3://``, ``memory://``, ...) atomically, optionally compressed and
+encrypted; ``load_state()`` gives the same objects back, exactly. See docs/quickstart.md.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .codec import Codec, TypeRegistry, default_registry, register_type
+from .errors import (
+    ConflictError,
+    CorruptStateError,
+    DecodeError,
+    EncryptionError,
+    IntegrityError,
+    InvalidKeyError,
+    MigrationError,
+    MissingKeyError,
+    NotAStateFileError,
+    SchemaVersionError,
+    SerializationError,
+    StateError,
+    StateNotFoundError,
+    StorageError,
+    StoragePermissionError,
+    StorageUnavailableError,
+    TransformError,
+    TruncatedStateError,
+    UnknownTransformError,
+    UnknownTypeTagError,
+    UnsupportedFormatError,
+    UnsupportedTypeError,
+    ValidationError,
+    WrongKeyError,
+)
+from .keys import Keyring, generate_key
+from .manager import StateManager
+from .trading import TradingStateManager
+from .transforms import Transform, TransformRegistry, register_transform
+
+__all__ = [
+    "Codec",
+    "ConflictError",
+    "CorruptStateError",
+    "DecodeError",
+    "EncryptionError",
+    "IntegrityError",
+    "InvalidKeyError",
+    "Keyring",
+    "MigrationError",
+    "MissingKeyError",
+    "NotAStateFileError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StateError",
+    "StateManager",
+    "StateNotFoundError",
+    "StorageError",
+    "StoragePermissionError",
+    "StorageUnavailableError",
+    "Transform",
+    "TransformError",
+    "TransformRegistry",
+    "TradingStateManager",
+    "TruncatedStateError",
+    "TypeRegistry",
+    "UnknownTransformError",
+    "UnknownTypeTagError",
+    "UnsupportedFormatError",
+    "UnsupportedTypeError",
+    "ValidationError",
+    "WrongKeyError",
+    "__version__",
+    "default_registry",
+    "generate_key",
+    "register_transform",
+    "register_type",
+]
