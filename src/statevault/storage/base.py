@@ -1,0 +1,319 @@
+"""The storage contract every backend adapter fulfils, and the helpers they share.
+
+A ``Store`` is one object (a file, a key) at one URL. It reads and replaces that object as a
+whole, optionally only if it is still the version the caller last saw (compare-and-swap), and
+translates every backend failure into the statevault error ladder with the original chained.
+Per-backend differences live in one module per backend (``local``, ``memory``, ``s3``,
+``generic``); nothing outside this package asks which backend it is talking to.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+import threading
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import (
+    StateNotFoundError,
+    StorageError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+
+if TYPE_CHECKING:
+    # collections.abc.Buffer exists from Python 3.12; typing_extensions has it for 3.11.
+    from typing_extensions import Buffer
+
+__all__ = ["ANY", "ObjectInfo", "Store"]
+
+#: How many leading bytes go into content-derived tokens (local, generic backends).
+TOKEN_HEAD_BYTES: Final = 4096
+
+
+class _AnyType:
+    """Type of the ``ANY`` sentinel; one instance exists."""
+
+    _instance: _AnyType | None = None
+
+    def __new__(cls) -> _AnyType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+    def __reduce__(self) -> str:
+        return "ANY"
+
+
+#: Pass as ``expect=`` to write unconditionally (the default).
+ANY: Final = _AnyType()
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a backend says about one stored object at one moment.
+
+    ``token`` is opaque: compare it for equality only. It changes whenever the object is
+    replaced (S3: the ETag; local files: stat fields plus a CRC of the first 4 KiB; memory: a
+    counter). ``modified`` is tz-aware UTC, or ``None`` where the backend does not say; it is
+    informational and left out of ``==``, so two infos are equal when they describe the same
+    stored version (same size and token), even if two requests reported the time differently.
+    """
+
+    size: int
+    modified: datetime | None = field(compare=False)
+    token: str
+
+
+class Store(ABC):
+    """One object at one URL: whole-object reads, atomic (where possible) replaces, CAS.
+
+    ``atomic`` says whether ``write`` replaces the object so readers see the old or the new
+    bytes, never a mix or a prefix. ``conditional`` says whether ``write(expect=...)`` is a
+    real compare-and-swap; where it is False the check is made just before writing and a
+    writer in another process can slip in between. Stores are thread-safe: every method
+    may be called from several threads at once.
+    """
+
+    url: str
+    protocol: str
+    atomic: bool
+    conditional: bool
+
+    @abstractmethod
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        """Open (not read) the object at ``url``; how ``open_store`` constructs every Store."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    @abstractmethod
+    def read(self) -> tuple[Buffer, ObjectInfo]:
+        """Return the whole object and the info that matches exactly those bytes.
+
+        Raises ``StateNotFoundError`` if nothing is stored at the URL.
+        """
+
+    @abstractmethod
+    def read_range(self, start: int, end: int) -> bytes:
+        """Return bytes ``[start, end)`` clipped to the object's size.
+
+        Raises ``StateNotFoundError`` if nothing is stored at the URL, ``ValueError`` for a
+        negative ``start``.
+        """
+
+    @abstractmethod
+    def info(self) -> ObjectInfo | None:
+        """Return the object's current info, or ``None`` if nothing is stored. Never cached."""
+
+    @abstractmethod
+    def write(self, chunks: Sequence[Buffer], *, expect: object = ANY) -> ObjectInfo:
+        """Replace the object with the concatenation of ``chunks``; return the new info.
+
+        ``expect=ANY`` writes unconditionally, ``expect=None`` only if nothing is stored yet,
+        ``expect=<token>`` only if the stored object's token is still that token; otherwise
+        ``ConflictError`` (with ``found``/``expected`` left ``None``) and nothing is written.
+        """
+
+    @abstractmethod
+    def delete(self) -> bool:
+        """Delete the object; return True if there was one."""
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager[None]:
+        """Return the exclusive lock ``write`` takes, to group read-check-write sequences.
+
+        Local files: a cross-process ``flock`` on a sidecar lock file. Other backends: a
+        per-process lock only (use ``write(expect=...)`` for cross-process safety). The
+        lock is re-entrant within one thread, so ``write`` may be called while holding it.
+        """
+
+    @abstractmethod
+    def sibling(self, suffix: str) -> Store:
+        """Return a Store for ``<this url><suffix>`` on the same filesystem and options."""
+
+    # -- helpers shared by the adapters ---------------------------------------------------
+
+    def _translate(self, exc: BaseException, action: str) -> StorageError:
+        """Turn a backend exception into the statevault error a caller can act on."""
+        return translate_error(exc, url=self.url, action=action)
+
+    def _not_found(self, exc: BaseException | None = None) -> StateNotFoundError:
+        err = StateNotFoundError(
+            f"No state is stored at {self.url}: save one first, or check the URL."
+        )
+        if exc is not None:
+            err.__cause__ = exc
+        return err
+
+
+# -- chunks ---------------------------------------------------------------------------------
+
+
+def byte_view(chunk: Buffer) -> memoryview:
+    """Return a flat unsigned-byte view of any buffer (numpy arrays, memoryviews, bytes)."""
+    view = memoryview(chunk)
+    if not view.c_contiguous:
+        # A strided view cannot be written as-is; one copy makes it contiguous.
+        view = memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def join_chunks(chunks: Sequence[Buffer]) -> bytes:
+    """Concatenate chunks into one ``bytes`` (one copy), for backends that need one body."""
+    return b"".join(byte_view(c) for c in chunks)
+
+
+def head_crc(data: Buffer) -> int:
+    """CRC32 of the first ``TOKEN_HEAD_BYTES`` bytes of ``data``."""
+    return zlib.crc32(byte_view(data)[:TOKEN_HEAD_BYTES])
+
+
+def check_range(start: int, end: int) -> None:
+    """Reject ranges no backend can serve."""
+    if start < 0:
+        raise ValueError(f"read_range start must be >= 0, got {start}")
+
+
+# -- locks ----------------------------------------------------------------------------------
+
+_process_locks: dict[str, threading.RLock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def process_lock(key: str) -> threading.RLock:
+    """Return the process-wide re-entrant lock for ``key`` (one per URL)."""
+    with _process_locks_guard:
+        lock = _process_locks.get(key)
+        if lock is None:
+            lock = _process_locks[key] = threading.RLock()
+        return lock
+
+
+@contextmanager
+def hold(lock: threading.RLock) -> Iterator[None]:
+    """Context manager over an RLock (so ``Store.lock`` can return a fresh CM each call)."""
+    with lock:
+        yield
+
+
+# -- URLs -----------------------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """Drop ``user:password@`` from a URL so it is safe to show in messages."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# -- error translation ----------------------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts (cycle-safe)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "cannot reach the storage" (connection, DNS, timeouts).
+
+    botocore and aiohttp are looked up only if already imported: if they are not, none of
+    their exceptions can be in flight, and local users do not pay for importing them.
+    """
+    types: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
+    botocore_exc = sys.modules.get("botocore.exceptions")
+    if botocore_exc is not None:
+        for name in (
+            "EndpointConnectionError",
+            "ConnectTimeoutError",
+            "ReadTimeoutError",
+            "ConnectionClosedError",
+            "ProxyConnectionError",
+        ):
+            t = getattr(botocore_exc, name, None)
+            if isinstance(t, type):
+                types.append(t)
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        for name in ("ClientConnectionError", "ServerTimeoutError"):
+            t = getattr(aiohttp, name, None)
+            if isinstance(t, type):
+                types.append(t)
+    return tuple(types)
+
+
+_DENIED_CODES: Final = frozenset(
+    {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
+)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The S3-style error code (``"PreconditionFailed"``, ...) anywhere in the chain."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+    return None
+
+
+def translate_error(exc: BaseException, *, url: str, action: str) -> StorageError:
+    """Map a backend failure to ``StorageError`` or a subclass, with ``exc`` chained.
+
+    Connection failures and timeouts -> ``StorageUnavailableError``; permission errors and
+    S3 access denials -> ``StoragePermissionError``; everything else -> ``StorageError``.
+    ``action`` is a gerund phrase for the message ("saving", "reading", ...).
+    """
+    chain = list(_chain(exc))
+    unavailable = _unavailable_types()
+    err: StorageError
+    if any(isinstance(e, PermissionError) for e in chain) or error_code(exc) in _DENIED_CODES:
+        err = StoragePermissionError(
+            f"Access denied while {action} {url}: check file permissions, or the credentials "
+            f"and bucket policy in storage_options. ({_describe(exc)})"
+        )
+    elif any(isinstance(e, unavailable) for e in chain):
+        err = StorageUnavailableError(
+            f"Storage for {url} cannot be reached while {action}: check the endpoint, network "
+            f"and credentials, then retry. ({_describe(exc)})"
+        )
+    elif any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain):
+        err = StorageError(
+            f"No space left while {action} {url}: free disk space or raise the quota, then "
+            f"retry; the previously stored state is unchanged. ({_describe(exc)})"
+        )
+    else:
+        err = StorageError(f"Storage failed while {action} {url}: {_describe(exc)}")
+    err.__cause__ = exc
+    return err
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,363 @@
+"""Local files: atomic replace (temp file, fsync, ``os.replace``, fsync dir) and flock-based CAS.
+
+fsspec's local ``pipe_file`` writes in place, so a reader (or a crash) can see a truncated
+file; this adapter does the temp-file dance itself. Every writer holds an exclusive
+``flock`` on a sidecar ``.<name>.lock`` while it writes, so two processes never interleave,
+compare-and-swap is real, and any ``.<name>.tmp-*`` found while holding the lock belongs to a
+writer that died mid-write and is removed. POSIX only (``fcntl``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import secrets
+import stat
+import threading
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConflictError, StorageError
+from .base import ANY, TOKEN_HEAD_BYTES, ObjectInfo, Store, byte_view, check_range, head_crc
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["LocalStore"]
+
+#: Mode of state files this adapter creates. An existing file keeps its own mode (see write).
+NEW_FILE_MODE = 0o600
+#: Mode of parent directories this adapter creates.
+NEW_DIR_MODE = 0o700
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_READ_ATTEMPTS = 3
+
+
+class _FileLock:
+    """An exclusive ``flock`` on one lock file, re-entrant within a thread, shared per process.
+
+    ``flock`` already excludes other open file descriptions (other processes, and other
+    threads that open the file themselves); the RLock in front adds re-entrancy, so a caller
+    holding ``Store.lock()`` can call ``write``, which takes the same lock.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self._rlock.acquire()
+        try:
+            if self._depth == 0:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, NEW_FILE_MODE)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            self._depth += 1
+        except BaseException:
+            self._rlock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)  # closing the only descriptor releases the flock
+        finally:
+            self._rlock.release()
+
+
+_file_locks: dict[str, _FileLock] = {}
+_file_locks_guard = threading.Lock()
+
+
+def _file_lock(path: str) -> _FileLock:
+    with _file_locks_guard:
+        lock = _file_locks.get(path)
+        if lock is None:
+            lock = _file_locks[path] = _FileLock(path)
+        return lock
+
+
+def _token(st: os.stat_result, crc: int) -> str:
+    # ctime is left out on purpose: os.replace and chmod change it without changing content.
+    # The CRC of the head guards against a recycled inode with equal size and mtime.
+    return f"{st.st_dev:x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{crc:08x}"
+
+
+def _info(st: os.stat_result, crc: int) -> ObjectInfo:
+    return ObjectInfo(
+        size=st.st_size,
+        modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
+        token=_token(st, crc),
+    )
+
+
+def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def _fsync(fd: int) -> None:
+    # On macOS fsync only reaches the drive's cache; F_FULLFSYNC reaches the platter.
+    full = getattr(fcntl, "F_FULLFSYNC", None)
+    if full is not None:
+        fcntl.fcntl(fd, full)
+    else:
+        os.fsync(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable; a few filesystems cannot fsync directories."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: str) -> None:
+    """Create ``path`` and missing ancestors, all 0700 (``os.makedirs`` sets only the leaf)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        _makedirs(parent)
+    try:
+        os.mkdir(path, NEW_DIR_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def _pread_all(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset``; return how many bytes were read (short only at EOF)."""
+    got = 0
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        f.seek(offset)
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    return got
+
+
+class LocalStore(Store):
+    """A state file on the local filesystem; atomic and truly conditional across processes.
+
+    - ``write`` takes an exclusive ``flock`` on ``.<name>.lock`` (kept, never deleted:
+      deleting lock files races), removes temp files of dead writers, checks ``expect``,
+      writes ``.<name>.tmp-<pid>-<random>`` in the same directory, fsyncs it,
+      ``os.replace``-s it over the state and fsyncs the directory. Readers never lock: they
+      see the old file or the new one.
+    - New files get mode 0600 and missing parent directories 0700. Replacing an existing
+      file keeps that file's permission bits, so a deliberate ``chmod 640`` survives saves.
+    - Symlinks in the path are resolved when the store is opened, so a save replaces the
+      link's target and the link stays.
+    - Each write lists the directory once to find dead temp files.
+    """
+
+    protocol = "file"
+    atomic = True
+    conditional = True
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        if storage_options:
+            raise ValueError(
+                f"storage_options {sorted(storage_options)} have no meaning for a local path; "
+                "pass none."
+            )
+        path = url[len("file://") :] if url.startswith("file://") else url
+        self.path = os.path.realpath(os.path.expanduser(path))
+        self.url = self.path
+        self._dir, self._name = os.path.split(self.path)
+        self._lock = _file_lock(os.path.join(self._dir, f".{self._name}.lock"))
+        self._temp_name = re.compile(rf"\.{re.escape(self._name)}\.tmp-\d+-[0-9a-f]{{16}}")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read(self) -> tuple[Buffer, ObjectInfo]:
+        """Return the file as a ``bytearray`` (writable, so numpy can wrap it without a copy).
+
+        The info comes from ``fstat`` on the same descriptor after reading, so it describes
+        exactly these bytes (a replace during the read does not affect an open descriptor).
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+        except FileNotFoundError as e:
+            raise self._not_found(e) from e
+        except OSError as e:
+            raise self._translate(e, "reading") from e
+        try:
+            # Only a program writing the file in place (never statevault) can make two stats
+            # disagree; retry a few times, then say so.
+            for _ in range(_READ_ATTEMPTS):
+                before = os.fstat(fd)
+                buf = bytearray(before.st_size)
+                got = _pread_all(fd, memoryview(buf), 0)
+                grew = os.pread(fd, 1, before.st_size)
+                after = os.fstat(fd)
+                if got == before.st_size and not grew and _same_version(before, after):
+                    return buf, _info(after, head_crc(buf))
+        except OSError as e:
+            raise self._translate(e, "reading") from e
+        finally:
+            os.close(fd)
+        raise StorageError(
+            f"{self.url} kept changing while being read: another program writes it in place. "
+            "Stop that program or point it at a copy."
+        )
+
+    def read_range(self, start: int, end: int) -> bytes:
+        check_range(start, end)
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                end = min(end, size)
+                if end <= start:
+                    return b""
+                buf = bytearray(end - start)
+                got = _pread_all(f.fileno(), memoryview(buf), start)
+                return bytes(buf[:got])
+        except FileNotFoundError as e:
+            raise self._not_found(e) from e
+        except OSError as e:
+            raise self._translate(e, "reading") from e
+
+    def info(self) -> ObjectInfo | None:
+        try:
+            return self._current()
+        except OSError as e:
+            raise self._translate(e, "inspecting") from e
+
+    def _current(self) -> ObjectInfo | None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, TOKEN_HEAD_BYTES, 0)
+            return _info(st, zlib.crc32(head))
+        finally:
+            os.close(fd)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The cross-process exclusive lock ``write`` uses (re-entrant within a thread).
+
+        Creates missing parent directories, since the lock file lives beside the state.
+        """
+        return self._locked("locking")
+
+    @contextmanager
+    def _locked(self, action: str) -> Iterator[None]:
+        try:
+            _makedirs(self._dir)
+            self._lock.acquire()
+        except OSError as e:
+            raise self._translate(e, action) from e
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def write(self, chunks: Sequence[Buffer], *, expect: object = ANY) -> ObjectInfo:
+        """Atomically replace the file (see the class docstring for the steps).
+
+        Chunks are consumed one by one, so a long sequence is never joined in memory.
+        """
+        with self._locked("saving"):
+            try:
+                self._remove_dead_temps()
+                if expect is not ANY:
+                    self._check_expected(expect)
+                try:
+                    mode = stat.S_IMODE(os.stat(self.path).st_mode)
+                except FileNotFoundError:
+                    mode = NEW_FILE_MODE
+                return self._replace(chunks, mode)
+            except OSError as e:
+                raise self._translate(e, "saving") from e
+
+    def _check_expected(self, expect: object) -> None:
+        current = self._current()
+        if expect is None:
+            if current is not None:
+                raise ConflictError(
+                    f"stored object changed: {self.url} already exists and this write "
+                    "expected to create it. Load it first, or save unconditionally."
+                )
+        elif current is None or current.token != expect:
+            raise ConflictError(
+                f"stored object changed: {self.url} was replaced or deleted by another "
+                "writer since it was last read. Load it again, merge, and save."
+            )
+
+    def _replace(self, chunks: Sequence[Buffer], mode: int) -> ObjectInfo:
+        tmp = os.path.join(self._dir, f".{self._name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, NEW_FILE_MODE)
+        try:
+            try:
+                if mode != NEW_FILE_MODE:
+                    os.fchmod(fd, mode)
+                crc = 0
+                head_left = TOKEN_HEAD_BYTES
+                for chunk in chunks:
+                    view = byte_view(chunk)
+                    if head_left:
+                        crc = zlib.crc32(view[:head_left], crc)
+                        head_left -= min(head_left, len(view))
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                _fsync(fd)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(self._dir)
+            # fstat after the rename: the inode is the new state file.
+            return _info(os.fstat(fd), crc)
+        finally:
+            os.close(fd)
+
+    def _remove_dead_temps(self) -> None:
+        """Delete ``.<name>.tmp-*`` files: under the exclusive lock no live writer owns one."""
+        with os.scandir(self._dir) as entries:
+            for entry in entries:
+                if self._temp_name.fullmatch(entry.name):
+                    with suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
+    def delete(self) -> bool:
+        if not os.path.isdir(self._dir):
+            return False
+        with self._locked("deleting"):
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                raise self._translate(e, "deleting") from e
+            return True
+
+    def sibling(self, suffix: str) -> LocalStore:
+        return LocalStore(self.path + suffix)

@@ -1,0 +1,54 @@
+"""Shared pytest fixtures. Storage backends live in ``backends.py`` and are registered here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backends import (
+    backend,
+    clean_memory,
+    generic_backend,
+    local_backend,
+    memory_backend,
+    moto_server,
+    s3_backend,
+    s3_bucket,
+)
+from hypothesis import HealthCheck, settings
+
+__all__ = [
+    "backend",
+    "clean_memory",
+    "generic_backend",
+    "local_backend",
+    "memory_backend",
+    "moto_server",
+    "s3_backend",
+    "s3_bucket",
+]
+
+# No deadlines: a loaded CI machine must not turn a slow example into a failure. "stress" is
+# for `tox -e stress`.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "stress", deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every test's failover spool out of the user's home directory."""
+    spool = tmp_path_factory.mktemp("spool")
+    old = os.environ.get("STATEVAULT_SPOOL_DIR")
+    os.environ["STATEVAULT_SPOOL_DIR"] = str(spool)
+    yield spool
+    if old is None:
+        os.environ.pop("STATEVAULT_SPOOL_DIR", None)
+    else:
+        os.environ["STATEVAULT_SPOOL_DIR"] = old

@@ -1,0 +1,357 @@
+"""S3Store specifics against a real (moto) S3 server: request counts, failures, credentials."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends import S3_BUCKET, Backend, MotoS3
+from statevault.errors import (
+    ConflictError,
+    StateNotFoundError,
+    StorageError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+from statevault.storage import open_store
+from statevault.storage import s3 as s3_module
+from statevault.storage.s3 import S3Store
+
+pytestmark = pytest.mark.s3
+
+#: A guard against hangs, not a timing assertion: the defaults fail in about 2-3 s.
+UNREACHABLE_BOUND_S = 20
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def _options(server: MotoS3, **extra: Any) -> dict[str, Any]:
+    return {**server.storage_options, **extra}
+
+
+def test_each_operation_costs_one_request(s3_backend: Backend, s3_bucket: MotoS3) -> None:
+    store = s3_backend.open()
+    key = s3_backend.url().removeprefix("s3://")
+    counts: dict[str, list[str]] = {}
+
+    def measure(name: str, fn: Any) -> Any:
+        mark = s3_bucket.mark()
+        try:
+            return fn()
+        except ConflictError:
+            return None
+        finally:
+            counts[name] = s3_bucket.requests_since(mark)
+
+    first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
+    measure("read", store.read)
+    measure("info", store.info)
+    measure("read_range", lambda: store.read_range(1, 4))
+    measure("write_if_match", lambda: store.write([b"x"], expect=first.token + "0"))
+    measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
+    measure("delete", store.delete)
+    assert counts == {
+        "write": [f"PUT /{key}"],
+        "read": [f"GET /{key}"],
+        "info": [f"HEAD /{key}"],
+        "read_range": [f"GET /{key}"],
+        "write_if_match": [f"PUT /{key}"],
+        "write_if_none_match": [f"PUT /{key}"],
+        "delete": [f"HEAD /{key}", f"DELETE /{key}"],
+    }
+
+
+def test_conflict_write_sends_nothing_more(s3_backend: Backend) -> None:
+    store = s3_backend.open()
+    store.write([b"one"])
+    with pytest.raises(ConflictError) as caught:
+        store.write([b"two"], expect=None)
+    assert isinstance(caught.value.__cause__, FileExistsError | OSError)
+
+
+def test_separate_filesystems_see_each_others_writes(s3_backend: Backend) -> None:
+    """No listings cache: a store that saw 'missing' sees the object once another writes it."""
+    options = dict(s3_backend.storage_options, skip_instance_cache=True)
+    a = open_store(s3_backend.url(), options)
+    b = open_store(s3_backend.url(), options)
+    assert b.info() is None
+    with pytest.raises(StateNotFoundError):
+        b.read()
+    written = a.write([b"from a"])
+    seen = b.info()
+    assert seen is not None
+    assert seen.token == written.token
+    b.write([b"from b"], expect=written.token)
+    assert bytes(a.read()[0]) == b"from b"
+    assert a.delete() is True
+    assert b.info() is None
+
+
+def test_s3a_and_url_normalisation(s3_bucket: MotoS3) -> None:
+    store = open_store(f"s3a://{S3_BUCKET}/dir/state.bin", s3_bucket.storage_options)
+    assert isinstance(store, S3Store)
+    assert store.url == f"s3://{S3_BUCKET}/dir/state.bin"
+    assert store.protocol == "s3"
+    store.write([b"via s3a"])
+    assert bytes(open_store(store.url, s3_bucket.storage_options).read()[0]) == b"via s3a"
+
+
+@pytest.mark.parametrize("url", ["s3://bucket-only", "s3://bucket/", "s3://bucket/dir/"])
+def test_url_without_an_object_key_is_rejected(url: str) -> None:
+    with pytest.raises(ValueError, match="does not name an object"):
+        open_store(url, {"anon": True})
+
+
+def test_missing_bucket_is_a_storage_error(s3_bucket: MotoS3) -> None:
+    store = open_store("s3://no-such-bucket/state.bin", s3_bucket.storage_options)
+    with pytest.raises(StorageError) as caught:
+        store.write([b"x"])
+    assert "s3://no-such-bucket/state.bin" in str(caught.value)
+
+
+def test_oversized_object_is_refused_before_any_request(
+    s3_backend: Backend, s3_bucket: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_module, "MAX_PUT_BYTES", 10)
+    store = s3_backend.open()
+    mark = s3_bucket.mark()
+    with pytest.raises(StorageError, match="at most 5 GiB"):
+        store.write([b"x" * 11])
+    assert s3_bucket.requests_since(mark) == []
+
+
+def test_options_merge_with_fail_fast_defaults(s3_bucket: MotoS3) -> None:
+    options = _options(s3_bucket, config_kwargs={"read_timeout": 60}, retries=4)
+    store = open_store(f"s3://{S3_BUCKET}/x", options)
+    assert isinstance(store, S3Store)
+    fs = store._fs
+    assert fs.config_kwargs["read_timeout"] == 60
+    assert fs.config_kwargs["connect_timeout"] == 2
+    assert fs.config_kwargs["retries"]["mode"] == "standard"
+    assert fs.retries == 4
+    # equal options share one filesystem (one client), siblings too; asking opts out
+    assert open_store(f"s3://{S3_BUCKET}/y", options)._fs is fs  # type: ignore[attr-defined]
+    assert store.sibling(".h")._fs is fs  # type: ignore[attr-defined]
+    fresh = open_store(f"s3://{S3_BUCKET}/x", {**options, "skip_instance_cache": True})
+    assert fresh._fs is not fs  # type: ignore[attr-defined]
+
+
+# -- unreachable endpoint ------------------------------------------------------------------
+
+
+def test_unreachable_endpoint_fails_fast_with_unavailable(closed_port: int) -> None:
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {
+            "endpoint_url": f"http://127.0.0.1:{closed_port}",
+            "region_name": "us-east-1",
+        },
+    }
+    store = open_store("s3://bucket/state.bin", options)
+    for operation in (
+        lambda: store.write([b"x"]),
+        store.read,
+        store.info,
+        lambda: store.read_range(0, 1),
+        store.delete,
+    ):
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
+            operation()
+        assert time.monotonic() - started < UNREACHABLE_BOUND_S
+        assert "s3://bucket/state.bin" in str(caught.value)
+        assert caught.value.__cause__ is not None
+        assert "testing" not in str(caught.value)  # no credentials in messages
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts TCP connections (kernel backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield s.getsockname()[1]
+
+
+def test_endpoint_that_never_answers_times_out_as_unavailable(silent_server: int) -> None:
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {
+            "endpoint_url": f"http://127.0.0.1:{silent_server}",
+            "region_name": "us-east-1",
+        },
+        "config_kwargs": {"read_timeout": 0.5},
+    }
+    store = open_store("s3://bucket/state.bin", options)
+    for operation in (lambda: store.write([b"x"]), store.read, store.info):
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailableError, match="cannot be reached"):
+            operation()
+        assert time.monotonic() - started < UNREACHABLE_BOUND_S
+
+
+def test_upload_the_server_never_reads_hits_the_write_deadline(silent_server: int) -> None:
+    """A body bigger than the socket buffers blocks the upload itself: the deadline ends it."""
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {
+            "endpoint_url": f"http://127.0.0.1:{silent_server}",
+            "region_name": "us-east-1",
+        },
+        "write_timeout": 1,
+    }
+    store = open_store("s3://bucket/state.bin", options)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
+        store.write([bytes(64 * 2**20)])
+    assert time.monotonic() - started < UNREACHABLE_BOUND_S
+    assert store.sibling(".h")._write_timeout == 1  # type: ignore[attr-defined]
+
+
+# -- credentials and access ----------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_keys(s3_bucket: MotoS3, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Keys of an IAM user allowed only to read; moto enforces IAM for the rest of the test.
+
+    ``guarded.bin`` holds b"stored".
+    """
+    import moto.settings
+
+    s3 = s3_bucket.client()
+    iam = s3_bucket.client("iam")
+    try:
+        s3.put_object(Bucket=S3_BUCKET, Key="guarded.bin", Body=b"stored")
+        iam.create_user(UserName="reader")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy)
+        )
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+    finally:
+        s3.close()
+        iam.close()
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    return {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+
+
+def test_access_denied_is_a_permission_error(
+    s3_bucket: MotoS3, read_only_keys: dict[str, str]
+) -> None:
+    store = open_store(f"s3://{S3_BUCKET}/guarded.bin", _options(s3_bucket, **read_only_keys))
+    assert bytes(store.read()[0]) == b"stored"
+    with pytest.raises(StoragePermissionError, match="Access denied while saving") as caught:
+        store.write([b"nope"])
+    assert isinstance(caught.value.__cause__, PermissionError)
+    assert read_only_keys["secret"] not in str(caught.value)
+    assert bytes(store.read()[0]) == b"stored"
+
+
+def test_unknown_access_key_is_a_permission_error(
+    s3_bucket: MotoS3, read_only_keys: dict[str, str]
+) -> None:
+    store = open_store(
+        f"s3://{S3_BUCKET}/guarded.bin", _options(s3_bucket, key="AKIAUNKNOWN", secret="wrong")
+    )
+    with pytest.raises(StoragePermissionError):
+        store.read()
+    with pytest.raises(StoragePermissionError):
+        store.info()
+
+
+# -- process exit ---------------------------------------------------------------------------
+
+EXIT_CLEANLY = """
+    import sys, warnings
+    warnings.simplefilter("error")
+    from statevault.storage import open_store
+
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": sys.argv[1], "region_name": "us-east-1"}}
+    store = open_store(sys.argv[2], options)
+    store.write([b"bye"])
+    assert bytes(store.read()[0]) == b"bye"
+    other = open_store(sys.argv[2], dict(options, skip_instance_cache=True))
+    assert other.info() is not None
+    del other
+    print("ok", flush=True)
+"""
+
+
+def test_no_unclosed_session_warnings_at_exit(s3_backend: Backend, s3_bucket: MotoS3) -> None:
+    """s3fs closes its aiohttp sessions itself (finalizers); nothing leaks or warns."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-c",
+            textwrap.dedent(EXIT_CLEANLY),
+            s3_bucket.endpoint,
+            s3_backend.url(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    for marker in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
+        assert marker not in result.stderr, result.stderr
+
+
+# -- backends/s3/serve.py --------------------------------------------------------------------
+
+SERVE_SCRIPT = Path(__file__).resolve().parent.parent / "backends" / "s3" / "serve.py"
+
+
+def test_serve_script_prints_working_options_and_stops_on_ctrl_c() -> None:
+    server = subprocess.Popen(
+        [sys.executable, str(SERVE_SCRIPT), "--bucket", "handtest"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        options = None
+        for line in server.stdout:
+            if line.startswith("STORAGE_OPTIONS="):
+                options = json.loads(line.split("=", 1)[1])
+            if line.startswith("Ctrl-C"):
+                break
+        assert options is not None
+        assert options["client_kwargs"]["endpoint_url"].startswith("http://127.0.0.1:")
+        store = open_store("s3://handtest/state.bin", options)
+        store.write([b"by hand"])
+        assert bytes(store.read()[0]) == b"by hand"
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert out.strip().endswith("stopped")
