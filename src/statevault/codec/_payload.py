@@ -1,0 +1,132 @@
+"""Section payload layout: one encoded value as header + buffer table + JSON doc + aligned buffers.
+
+Layout (all integers little-endian; offsets relative to the payload start)::
+
+    0   4s  magic b"SVCD"
+    4   u8  payload layout version (1)
+    5   3x  reserved, zero
+    8   u32 length of the JSON document in bytes
+    12  u32 number of buffers N
+    16  N x (u64 offset, u64 length)      buffer table
+    ..  the JSON document (UTF-8; surrogate code points as with Python's "surrogatepass")
+    ..  zero padding to the next multiple of 64, then buffer 0, padding, buffer 1, ...
+
+Each buffer starts at the first multiple of 64 at or after the end of what precedes it, and the
+payload ends exactly where the last buffer (or, with none, the document) ends. The reader
+checks every one of these facts, so a damaged or truncated payload is reported as such rather
+than read past its end. Integrity (checksums) is the frame's job, not this layer's.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from statevault.errors import CorruptStateError, TruncatedStateError, UnsupportedFormatError
+
+__all__ = ["ALIGN", "MAGIC", "VERSION", "Buffer", "pack", "unpack"]
+
+Buffer = bytes | bytearray | memoryview
+"""Anything the payload functions accept or return as a chunk of bytes."""
+
+MAGIC = b"SVCD"
+VERSION = 1
+ALIGN = 64
+_HEAD = struct.Struct("<4sB3sII")
+_ENTRY = struct.Struct("<QQ")
+_ZEROS = bytes(ALIGN)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def pack(doc: bytes, buffers: list[memoryview]) -> list[Buffer]:
+    """Chunks of one payload, to be written back to back; buffers are not copied."""
+    nbuf = len(buffers)
+    table_end = _HEAD.size + _ENTRY.size * nbuf
+    doc_end = table_end + len(doc)
+    entries = []
+    tail: list[Buffer] = []
+    end = doc_end
+    for buf in buffers:
+        offset = _align(end)
+        if offset > end:
+            tail.append(_ZEROS[: offset - end])
+        size = buf.nbytes
+        entries.append(_ENTRY.pack(offset, size))
+        tail.append(buf)
+        end = offset + size
+    head = b"".join([_HEAD.pack(MAGIC, VERSION, b"\0\0\0", len(doc), nbuf), *entries, doc])
+    chunks: list[Buffer] = [head]
+    chunks.extend(c for c in tail if len(c))  # empty buffers add no chunk
+    return chunks
+
+
+def _as_bytes_view(data: Buffer) -> memoryview:
+    try:
+        view = memoryview(data)
+    except TypeError as exc:
+        raise CorruptStateError(
+            f"a section payload must be bytes-like, got {type(data).__name__}"
+        ) from exc
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    return view
+
+
+def unpack(data: Buffer) -> tuple[memoryview, list[memoryview]]:
+    """Split a payload into its document bytes and buffers (views into ``data``, no copies).
+
+    Raises TruncatedStateError when the payload is shorter than its header says,
+    CorruptStateError when it is otherwise malformed, UnsupportedFormatError for a newer
+    layout version.
+    """
+    view = _as_bytes_view(data)
+    size = view.nbytes
+    if size < _HEAD.size:
+        raise TruncatedStateError(
+            f"section payload is {size} bytes, shorter than its {_HEAD.size}-byte header: "
+            f"the state is truncated"
+        )
+    magic, version, reserved, doc_len, nbuf = _HEAD.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise CorruptStateError(
+            f"section payload does not start with {MAGIC!r}: the state is damaged or not ours"
+        )
+    if version > VERSION:
+        raise UnsupportedFormatError(
+            f"section payload layout version {version} is newer than this statevault reads "
+            f"({VERSION}): upgrade statevault"
+        )
+    if version < 1 or reserved != b"\0\0\0":
+        raise CorruptStateError("section payload header is damaged (bad version or reserved bytes)")
+    table_end = _HEAD.size + _ENTRY.size * nbuf
+    doc_end = table_end + doc_len
+    if doc_end > size:
+        raise TruncatedStateError(
+            f"section payload is {size} bytes but its header needs {doc_end} before the "
+            f"buffers: the state is truncated"
+        )
+    buffers: list[memoryview] = []
+    end = doc_end
+    for i in range(nbuf):
+        offset, length = _ENTRY.unpack_from(view, _HEAD.size + _ENTRY.size * i)
+        if offset != _align(end):
+            raise CorruptStateError(
+                f"section payload buffer {i} is at offset {offset}, expected {_align(end)}: "
+                f"the state is damaged"
+            )
+        if offset + length > size:
+            raise TruncatedStateError(
+                f"section payload is {size} bytes but buffer {i} ends at {offset + length}: "
+                f"the state is truncated"
+            )
+        buffers.append(view[offset : offset + length])
+        end = offset + length
+    if end != size:
+        raise CorruptStateError(
+            f"section payload has {size - end} unexpected bytes after its end: the state is damaged"
+        )
+    return view[table_end:doc_end], buffers
