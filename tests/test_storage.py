@@ -97,6 +97,28 @@ class StoreSuite:
         assert store.read_range(5, 5) == b""
         assert store.read_range(6, 2) == b""
 
+    @pytest.mark.parametrize("length", [0, 5, 4096, 10_000, 100_000])
+    def test_read_head_gives_the_prefix_and_the_current_token(
+        self, store: Store, length: int
+    ) -> None:
+        assert store.read_head(16) is None
+        data = bytes(range(256)) * 40  # 10,240 bytes
+        written = store.write([data])
+        head = store.read_head(length)
+        assert head is not None
+        prefix, info = head
+        assert prefix == data[:length]
+        assert info.size == len(data)
+        assert info.token == written.token
+        store.write([b"x"], expect=info.token)  # the token is good for compare-and-swap
+
+    def test_read_head_of_an_empty_object(self, store: Store) -> None:
+        written = store.write([b""])
+        head = store.read_head(64)
+        assert head is not None
+        assert head[0] == b""
+        assert head[1].token == written.token
+
     def test_read_range_rejects_negative_start(self, store: Store) -> None:
         store.write([b"abc"])
         with pytest.raises(ValueError, match="start"):

@@ -113,6 +113,19 @@ class Store(ABC):
         negative ``start``.
         """
 
+    def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
+        """Return the first ``length`` bytes and the info of the object they came from.
+
+        ``None`` if nothing is stored. Backends that can do it in one request or on one open
+        descriptor override this (local, S3); this default asks ``info()`` and then reads,
+        so the bytes may belong to a newer object than the info: callers use the token only
+        as a compare-and-swap expectation, where a mismatch is caught by the write.
+        """
+        info = self.info()
+        if info is None:
+            return None
+        return self.read_range(0, min(length, info.size)), info
+
     @abstractmethod
     def info(self) -> ObjectInfo | None:
         """Return the object's current info, or ``None`` if nothing is stored. Never cached."""

@@ -255,6 +255,25 @@ class S3Store(Store):
         result: bytes = data
         return result
 
+    def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
+        """One ranged GET: the first bytes and the ETag of the same object version."""
+        if length <= 0:
+            info = self.info()
+            return None if info is None else (b"", info)
+        try:
+            response, data = self._run(self._get, f"bytes=0-{length - 1}")
+        except FileNotFoundError:
+            return None
+        except Exception as e:
+            if error_code(e) in _RANGE_NOT_SATISFIABLE:  # an empty object
+                info = self.info()
+                return None if info is None else (b"", info)
+            raise self._translate(e, "reading") from e
+        # Content-Range: "bytes 0-99/12345"; absent when the whole object was sent.
+        total = str(response.get("ContentRange") or "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else len(data)
+        return data, _info(response, size)
+
     def info(self) -> ObjectInfo | None:
         try:
             response = self._run(self._head)

@@ -1,0 +1,68 @@
+"""The failover spool: a local copy of saves that could not reach the primary storage.
+
+When a save to the primary fails for a storage reason (unreachable, permission denied, disk
+full), the manager writes the same frame bytes here, on the local machine, so nothing that the
+process tried to save is lost. The next successful save (or ``flush_spool()``) makes the
+primary current again and empties the spool; a load takes whichever of primary and spool has
+the higher generation.
+
+One spool file per state URL: ``<spool_dir>/<sha256(url)[:24]>.state``, beside a ``.url`` text
+file naming the URL for a person looking at the directory. Spool files are frames exactly like
+the primary (compressed and encrypted the same way, written atomically with mode 0600).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .storage import ANY, ObjectInfo, Store, open_store
+from .transforms import Buffer
+
+__all__ = ["Spool", "default_spool_dir"]
+
+
+def default_spool_dir() -> Path:
+    """``$STATEVAULT_SPOOL_DIR``, else ``$XDG_STATE_HOME/statevault/spool``, else
+    ``~/.local/state/statevault/spool``: per user, outside any project checkout."""
+    explicit = os.environ.get("STATEVAULT_SPOOL_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "statevault" / "spool"
+
+
+class Spool:
+    """The spool file of one state URL. Not locked against other processes beyond what the
+    local store does (atomic replace under an OS lock): the newest write wins."""
+
+    def __init__(self, directory: str | os.PathLike[str], url: str) -> None:
+        self.directory = Path(directory).expanduser()
+        self.url = url
+        name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+        self.path = self.directory / f"{name}.state"
+        self._store: Store = open_store(str(self.path))
+
+    @property
+    def store(self) -> Store:
+        """The local store holding the spool file."""
+        return self._store
+
+    def put(self, chunks: Sequence[Buffer]) -> ObjectInfo:
+        """Write a frame to the spool (atomic; replaces any older spooled frame)."""
+        info = self._store.write(chunks, expect=ANY)
+        label = self.path.with_suffix(".url")
+        if not label.exists():
+            label.write_text(self.url + "\n", encoding="utf-8")
+        return info
+
+    def info(self) -> ObjectInfo | None:
+        """The spool file's info, or None when nothing is spooled."""
+        return self._store.info()
+
+    def clear(self) -> None:
+        """Remove the spooled frame (after it reached the primary or was superseded)."""
+        self._store.delete()
+        self.path.with_suffix(".url").unlink(missing_ok=True)
