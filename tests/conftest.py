@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
 from backends import (
     backend,
     clean_memory,
@@ -17,7 +19,6 @@ from backends import (
     s3_backend,
     s3_bucket,
 )
-from hypothesis import HealthCheck, settings
 
 __all__ = [
     "backend",
@@ -32,9 +33,7 @@ __all__ = [
 
 # No deadlines: a loaded CI machine must not turn a slow example into a failure. "stress" is
 # for `tox -e stress`.
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "stress", deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -19,16 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from backends import (
-    Backend,
-    GenericFixtures,
-    LocalFixtures,
-    MemoryFixtures,
-    MotoS3,
-    S3Fixtures,
-)
 from hypothesis import HealthCheck, given, settings
-from strategies import assert_same, values
 
 from statevault import (
     ConflictError,
@@ -40,6 +31,16 @@ from statevault import (
     WrongKeyError,
     generate_key,
 )
+
+from backends import (
+    Backend,
+    GenericFixtures,
+    LocalFixtures,
+    MemoryFixtures,
+    MotoS3,
+    S3Fixtures,
+)
+from strategies import assert_same, values
 
 KEY = generate_key()
 STACKS: dict[str, dict[str, Any]] = {
@@ -55,7 +56,9 @@ def rich_state() -> dict[str, Any]:
     return {
         "t": datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
         "prices": pd.Series(np.linspace(1.0, 2.0, 500), index=idx, name="EURUSD"),
-        "frame": pd.DataFrame({"a": np.arange(500), "b": pd.Categorical(["x", "y"] * 250)}, index=idx),
+        "frame": pd.DataFrame(
+            {"a": np.arange(500), "b": pd.Categorical(["x", "y"] * 250)}, index=idx
+        ),
         "seen": {"a", "b"},
         "cash": Decimal("100000.25"),
         "matrix": np.arange(12, dtype=">i4").reshape(3, 4),
@@ -77,9 +80,7 @@ class ManagerSuite:
         state = rich_state()
         assert sm.save_state(state)
         assert_same(self.manager(backend, encryption_key=KEY).load(), state)
-        assert sm.get_state_info()["transforms"] == [
-            t for t in ("zstd", "fernet") if t in stack
-        ]
+        assert sm.get_state_info()["transforms"] == [t for t in ("zstd", "fernet") if t in stack]
 
     @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(value=values(max_leaves=8))

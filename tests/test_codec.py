@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from statevault.codec import MAX_DEPTH, Codec, Encoded, TypeRegistry, default_registry
 from statevault.errors import SerializationError
+
 from strategies import (
     Color,
     Flags,

@@ -29,6 +29,7 @@ from statevault.errors import (
     UnsupportedFormatError,
     UnsupportedTypeError,
 )
+
 from strategies import values
 
 codec = Codec()

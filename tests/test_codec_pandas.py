@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from statevault.codec import Codec
 from statevault.errors import UnsupportedTypeError
+
 from strategies import assert_same, frames, indexes, pandas_scalars, round_trips, series
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,6 +14,7 @@ import pytest
 import statevault.codec as codec_module
 from statevault.codec import Codec, TypeRegistry, default_registry, register_type
 from statevault.errors import UnknownTypeTagError, UnsupportedTypeError
+
 from strategies import assert_same
 
 

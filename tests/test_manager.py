@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import Backend
 
 from statevault import (
     ConflictError,
@@ -26,6 +25,8 @@ from statevault import (
     UnsupportedTypeError,
     generate_key,
 )
+
+from backends import Backend
 
 
 class Opaque:
@@ -310,6 +311,9 @@ def test_registered_type_is_per_manager(tmp_path: Path) -> None:
 
         def __eq__(self, other: object) -> bool:
             return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+        def __hash__(self) -> int:
+            return hash((self.x, self.y))
 
     path = tmp_path / "s.state"
     sm = StateManager(path)

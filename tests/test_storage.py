@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
 from statevault.errors import ConflictError, StateNotFoundError
 from statevault.storage import ANY, ObjectInfo, Store
+
+from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
 
 
 class StoreSuite:

@@ -7,9 +7,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from backends import Backend
 from statevault.errors import StorageError
 from statevault.storage import open_store
+
+from backends import Backend
 
 # -- memory:// ----------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from backends import Backend
 from statevault.errors import (
     StateNotFoundError,
     StorageError,
@@ -26,6 +25,8 @@ from statevault.storage.generic import GenericStore
 from statevault.storage.local import LocalStore
 from statevault.storage.memory import MemoryStore
 from statevault.storage.s3 import S3Store
+
+from backends import Backend
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from backends import S3_BUCKET, Backend, MotoS3
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
@@ -26,6 +25,8 @@ from statevault.errors import (
 from statevault.storage import open_store
 from statevault.storage import s3 as s3_module
 from statevault.storage.s3 import S3Store
+
+from backends import S3_BUCKET, Backend, MotoS3
 
 pytestmark = pytest.mark.s3
 

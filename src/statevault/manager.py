@@ -1,4 +1,4 @@
-"""StateManager: save and load one state (a dict) at one URL, exactly, atomically, on any fsspec storage.
+"""StateManager: save and load one state (a dict) at one URL, exactly and atomically.
 
 The manager is thin: it composes the codec (objects <-> section payloads), the frame (sections +
 transforms + integrity) and a store (bytes <-> storage), and owns two contracts on top of them:
@@ -248,10 +248,11 @@ class StateManager:
         out: list[Transform] = []
         if self._compression == "zstd":
             out.append(zstd(self._compression_level))
-        for t in self._extra_transforms:
-            if isinstance(t, str):
-                t = self.transform_registry.build(t, {}, self._keyring)
-            out.append(t)
+        for extra in self._extra_transforms:
+            if isinstance(extra, str):
+                out.append(self.transform_registry.build(extra, {}, self._keyring))
+            else:
+                out.append(extra)
         if self._keyring is not None:
             out.append(fernet(self._keyring))
         return out
@@ -535,7 +536,7 @@ class StateManager:
         self._observed = True
 
     def _decode(self, data: Any) -> tuple[dict[str, Any], int]:
-        if not bytes(data[: len(MAGIC)]) == MAGIC:
+        if bytes(data[: len(MAGIC)]) != MAGIC:
             legacy = self._try_legacy(data)
             if legacy is not None:
                 return legacy, 0
