@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import statevault
 from statevault import (
     ConflictError,
     CorruptStateError,
@@ -127,7 +128,16 @@ class ManagerSuite:
         store.write([bytes(data)])
         with pytest.raises(CorruptStateError):
             self.manager(backend).load()
-        assert self.manager(backend).load_state() == {}
+        # The forgiving load falls back to the retained copy of that generation, loudly.
+        fallback = self.manager(backend)
+        assert fallback.load_state() == {"a": "x" * 1000}
+        assert fallback.last_load_source == "version 1"
+        assert fallback.get_state_info()["fallback"]["generation"] == 1
+        # Without history there is nothing to fall back to: empty, and said to be a failure.
+        no_history = self.manager(backend, keep_versions=0)
+        assert no_history.load_state() == {}
+        assert no_history.last_load_source == "failed"
+        assert isinstance(no_history.last_load_error, CorruptStateError)
         assert bytes(store.read()[0]) == bytes(data)  # nothing was "repaired" away
 
     def test_stale_writer_conflicts(self, backend: Backend) -> None:
@@ -172,25 +182,36 @@ class TestGeneric(ManagerSuite, GenericFixtures):
 # --------------------------------------------------------------------------- S3 specifics
 
 
-def test_s3_requests_per_save_and_load(s3_backend: Backend, moto_server: MotoS3) -> None:
-    url, options = s3_backend.url("count.state"), s3_backend.storage_options
+@pytest.mark.parametrize("keep", [0, 3])
+def test_s3_requests_per_save_and_load(s3_backend: Backend, moto_server: MotoS3, keep: int) -> None:
+    """At most 2 requests a save and 1 a load; history adds exactly one PUT to a save."""
+    url, options = s3_backend.url("count.state"), dict(s3_backend.storage_options)
+    extra = 1 if keep else 0
+
+    def StateManager(url: str, **kw: Any) -> statevault.StateManager:
+        return statevault.StateManager(url, keep_versions=keep, **kw)
+
     first = StateManager(url, storage_options=options)
     mark = moto_server.mark()
     first.save({"n": 0})  # first save of a manager that has seen nothing: probe + PUT
-    assert len(moto_server.requests_since(mark)) <= 2, moto_server.requests_since(mark)
+    assert len(moto_server.requests_since(mark)) <= 2 + extra, moto_server.requests_since(mark)
     mark = moto_server.mark()
-    first.save({"n": 1})  # steady state: one conditional PUT
-    assert moto_server.requests_since(mark) == [f"PUT /{url.removeprefix('s3://')}"]
+    first.save({"n": 1})  # steady state: one conditional PUT (+ the version's PUT)
+    key = url.removeprefix("s3://")
+    assert (
+        moto_server.requests_since(mark)
+        == [f"PUT /{key}"] + [f"PUT /{key}.versions/{2 % (keep + 1)}"] * extra
+    )
     fresh = StateManager(url, storage_options=options)
     mark = moto_server.mark()
     assert fresh.save_state({"n": 2})  # a fresh manager over an existing state
-    assert len(moto_server.requests_since(mark)) <= 2, moto_server.requests_since(mark)
+    assert len(moto_server.requests_since(mark)) <= 2 + extra, moto_server.requests_since(mark)
     reader = StateManager(url, storage_options=options)
     mark = moto_server.mark()
     assert reader.load() == {"n": 2}
     assert len(moto_server.requests_since(mark)) == 1
     mark = moto_server.mark()
-    TradingStateManager(url, storage_options=options).get_portfolio_summary()
+    statevault.TradingStateManager(url, storage_options=options).get_portfolio_summary()
     assert len(moto_server.requests_since(mark)) <= 3
 
 

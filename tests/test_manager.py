@@ -165,7 +165,7 @@ def test_corrupt_file_strict_raises_forgiving_logs_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "s.state"
-    sm = StateManager(path)
+    sm = StateManager(path, keep_versions=0)
     sm.save({"a": list(range(100))})
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -173,7 +173,7 @@ def test_corrupt_file_strict_raises_forgiving_logs_error(
     with pytest.raises(CorruptStateError):
         StateManager(path).load()
     with caplog.at_level(logging.INFO, logger="statevault"):
-        assert StateManager(path).load_state() == {}
+        assert StateManager(path, keep_versions=0).load_state() == {}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors, "an empty result caused by damage must be logged at ERROR"
 

@@ -43,10 +43,13 @@ from .frame import (
     build_frame,
     parse_header,
 )
+from .history import History
 from .keys import Keyring, resolve_keyring
+from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import ANY, ObjectInfo, Store, open_store
 from .transforms import Transform, TransformRegistry, default_transforms, fernet, zstd
+from .validation import Validator, make_validator
 
 __all__ = ["SectionRef", "StateManager"]
 
@@ -116,6 +119,17 @@ class StateManager:
     full), the frame goes to a local spool file there instead (default: ``default_spool_dir()``,
     ``False`` turns the spool off); the save still reports failure, the next successful save or
     ``flush_spool()`` empties the spool, and loads take the newer of primary and spool.
+
+    ``keep_versions`` (default 3, 0 for none): every save also keeps its frame in the sidecar
+    ``<url>.versions/`` so the N states before the current one can be listed, loaded and
+    restored (``list_versions()``, ``load(version=...)``, ``restore()``); they are also what
+    ``load_state()`` falls back to when the current state is unreadable. Costs one more write
+    per save.
+
+    ``schema_version`` (default 1) is written with every state; older states are brought up to
+    date on load by the migrations registered with ``@manager.migration(from_version=k)``.
+    ``validator`` (a callable, or a pydantic model class) checks every state before a save
+    (nothing is written if it fails) and after a load.
     """
 
     #: ``kind`` recorded in the frame's meta for states written by this class.
@@ -135,6 +149,9 @@ class StateManager:
         registry: TypeRegistry | None = None,
         on_conflict: OnConflict = "raise",
         spool_dir: str | os.PathLike[str] | Literal[False] | None = None,
+        keep_versions: int = 3,
+        schema_version: int = 1,
+        validator: Any = None,
     ) -> None:
         if compression not in ("zstd", None):
             raise ValueError(f"compression must be 'zstd' or None, not {compression!r}")
@@ -167,8 +184,20 @@ class StateManager:
             self._spool = Spool(
                 default_spool_dir() if spool_dir is None else spool_dir, self._store.url
             )
-        # Where the last load came from: "primary" or "spool".
+        self._history = History(self._store, keep_versions)
+        if not isinstance(schema_version, int) or schema_version < 1:
+            raise ValueError(f"schema_version must be an int >= 1, not {schema_version!r}")
+        self.schema_version = schema_version
+        self.migrations = Migrations()
+        self._validate: Validator | None = None if validator is None else make_validator(validator)
+        # Where the last load came from: "primary", "spool", "version N"; None: nothing loaded.
         self.last_load_source: str | None = None
+        # What the last load_state()/load(fallback=True) had to skip, for get_state_info().
+        self.last_fallback: dict[str, Any] | None = None
+        self.last_load_error: BaseException | None = None
+        # Token of a current object that could not be read when we fell back: the next save
+        # keeps its bytes aside (``<url>.unreadable``) before replacing it.
+        self._unreadable_token: str | None = None
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -237,6 +266,18 @@ class StateManager:
     def register_deserializer(self, name: str, fn: Callable[[Any], Any]) -> None:
         """The spec's name-based deserializer hook, for this manager (see docs/types.md)."""
         self.registry.register_deserializer(name, fn)
+
+    def migration(self, from_version: int) -> Callable[[Migration], Migration]:
+        """Decorator: register ``fn(state) -> state`` migrating schema ``from_version`` to the next.
+
+        Migrations run on load, in order, when the stored schema is older than
+        ``schema_version``; the result is written only by the next save.
+        """
+
+        def decorate(fn: Migration) -> Migration:
+            return self.migrations.register(from_version, fn)
+
+        return decorate
 
     def register_transform(self, name: str, factory: Any) -> None:
         """Register a byte transform by name for this manager (see ``statevault.transforms``)."""
@@ -310,7 +351,11 @@ class StateManager:
         return sections
 
     def _meta(self) -> dict[str, Any]:
-        return {"kind": self.kind, "writer": f"statevault {__version__}"}
+        return {
+            "kind": self.kind,
+            "writer": f"statevault {__version__}",
+            "schema_version": self.schema_version,
+        }
 
     # ------------------------------------------------------------------ strict core
 
@@ -327,6 +372,8 @@ class StateManager:
                 f"the state must be a dict (a Mapping), not {type(state).__name__}"
             )
         with self._lock:
+            if self._validate is not None:
+                self._validate(dict(state))
             # Encode before touching storage: an unsupported value must not cost a request,
             # and nothing is written unless the whole state encodes.
             sections = self._encode(dict(state))
@@ -343,6 +390,7 @@ class StateManager:
             chunks = build_frame(
                 sections, transforms=transforms, generation=generation, meta=self._meta()
             )
+            self._keep_unreadable_aside(expect)
             try:
                 info = self._write(chunks, expect, generation)
             except ConflictError:
@@ -350,12 +398,39 @@ class StateManager:
             except StorageError as e:
                 raise self._to_spool(chunks, generation, e) from e
             self._observe(info.token, generation)
+            self._unreadable_token = None
+            try:
+                self._history.record(chunks, generation)
+            except StateError as e:  # the save itself succeeded: say so, do not fail it
+                log.warning(
+                    "%s: generation %d was saved but not kept in history: %s",
+                    self.url,
+                    generation,
+                    e,
+                )
             if self._spool is not None and self._spool.info() is not None:
                 # This save is newer than anything spooled: the spool has done its job.
                 self._spool.clear()
                 log.info("%s is reachable again; cleared the spooled state", self.url)
             log.debug("saved %s generation %d (%d bytes)", self.url, generation, info.size)
             return generation
+
+    def _keep_unreadable_aside(self, expect: object) -> None:
+        """Before replacing a current object that could not be read, copy it to
+        ``<url>.unreadable`` for inspection (each such copy replaces the previous one)."""
+        if self._unreadable_token is None or expect != self._unreadable_token:
+            return
+        try:
+            data, info = self._store.read()
+        except StateError:
+            return
+        if info.token != self._unreadable_token:
+            return
+        aside = self._store.sibling(".unreadable")
+        aside.write([data])
+        log.error(
+            "%s: kept the unreadable state aside at %s before replacing it", self.url, aside.url
+        )
 
     def _spooled_generation(self) -> int:
         """The generation of the spooled frame, 0 when nothing (readable) is spooled."""
@@ -453,17 +528,28 @@ class StateManager:
                 found=found,
             ) from e
 
-    def load(self) -> dict[str, Any]:
+    def load(self, version: int | None = None, *, fallback: bool = False) -> dict[str, Any]:
         """Read the stored state and return it as saved (same types, same values).
+
+        ``version``: read that retained generation instead of the current state (see
+        ``list_versions()``). ``fallback=True``: if the current state is unreadable (damaged,
+        truncated, not a state), return the newest readable retained version instead and log
+        an ERROR naming what was skipped (``last_fallback`` has the details).
 
         Raises ``StateNotFoundError`` when nothing is stored, ``CorruptStateError`` subclasses
         for damaged bytes, ``EncryptionError`` subclasses for key problems,
         ``UnsupportedFormatError`` for a newer format, ``DecodeError`` for types this process
-        cannot rebuild, ``StorageError`` for storage failures. Never returns partial data.
+        cannot rebuild, ``MigrationError`` / ``SchemaVersionError`` for schema problems,
+        ``ValidationError`` when the validator rejects the state, ``StorageError`` for storage
+        failures. Never returns partial data, never changes what is stored.
         """
         with self._lock:
+            if version is not None:
+                return self._load_version(version)
+            self.last_fallback = None
             primary: tuple[dict[str, Any], int] | None = None
-            failure: StorageError | StateNotFoundError | None = None
+            failure: StateError | None = None
+            unreadable: tuple[StateError, ObjectInfo] | None = None
             try:
                 data, info = self._store.read()
             except StateNotFoundError as e:
@@ -472,8 +558,14 @@ class StateManager:
             except StorageError as e:
                 failure = e
             else:
-                primary = self._decode(data)
-                self._observe(info.token, primary[1])
+                try:
+                    primary = self._decode(data)
+                except (CorruptStateError, UnsupportedFormatError) as e:
+                    if not fallback:
+                        raise
+                    failure, unreadable = e, (e, info)
+                else:
+                    self._observe(info.token, primary[1])
             spooled = self._load_spool()
             if spooled is not None and (primary is None or spooled[1] > primary[1]):
                 log.warning(
@@ -484,13 +576,94 @@ class StateManager:
                     self._spool.path if self._spool else "?",
                     f"generation {primary[1]}" if primary else f"unavailable: {failure}",
                 )
-                self.last_load_source = "spool"
-                return spooled[0]
-            if primary is None:
-                assert failure is not None
-                raise failure
-            self.last_load_source = "primary"
-            return primary[0]
+                return self._loaded(spooled[0], "spool")
+            if primary is not None:
+                return self._loaded(primary[0], "primary")
+            if unreadable is not None:
+                return self._fall_back(*unreadable)
+            assert failure is not None
+            raise failure
+
+    def _loaded(self, state: dict[str, Any], source: str) -> dict[str, Any]:
+        if self._validate is not None:
+            self._validate(state)
+        self.last_load_source = source
+        return state
+
+    def _fall_back(self, error: StateError, info: ObjectInfo) -> dict[str, Any]:
+        """The current object is unreadable: take the newest readable retained version."""
+        skipped = [f"the current state ({type(error).__name__}: {error})"]
+        for version in self._history.versions(self._header_of):
+            try:
+                data, _ = version.store.read()
+                state, generation = self._decode(data)
+            except StateError as e:
+                skipped.append(f"version {version.generation} ({type(e).__name__}: {e})")
+                continue
+            # The next save replaces the unreadable object only if it is still the one we
+            # saw, and keeps its bytes aside first.
+            self._observe(info.token, generation)
+            self._unreadable_token = info.token
+            self.last_fallback = {
+                "source": f"version {generation}",
+                "generation": generation,
+                "skipped": skipped,
+            }
+            log.error(
+                "%s: the current state is unreadable; loaded retained version %d instead. "
+                "Skipped: %s. The next save keeps the unreadable bytes at %s.unreadable",
+                self.url,
+                generation,
+                "; ".join(skipped),
+                self.url,
+            )
+            return self._loaded(state, f"version {generation}")
+        self.last_fallback = {"source": None, "generation": None, "skipped": skipped}
+        log.error(
+            "%s: nothing readable: %s", self.url, "; ".join(skipped) or "no retained versions"
+        )
+        raise error
+
+    def _load_version(self, version: int) -> dict[str, Any]:
+        slot = self._history.find(version, self._header_of)
+        if slot is None:
+            raise StateNotFoundError(
+                f"version {version} of {self.url} is not retained: list_versions() shows "
+                "the generations that are"
+            )
+        data, _ = slot.read()
+        state, _generation = self._decode(data)
+        if self._validate is not None:
+            self._validate(state)
+        return state
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """The retained versions, newest first: generation, created (UTC), size, slot, url,
+        current (whether it is the generation stored at the URL now).
+
+        Reads one header per slot (``keep_versions + 1`` small reads); damaged slots are left
+        out. Empty when ``keep_versions=0``.
+        """
+        with self._lock:
+            try:
+                current: int | None = self._read_header().generation
+            except StateError:
+                current = None
+            return [
+                {**v.as_dict(), "current": v.generation == current}
+                for v in self._history.versions(self._header_of)
+            ]
+
+    def restore(self, version: int) -> int:
+        """Make retained ``version`` the current state, as a new save (so it can be undone).
+
+        Returns the new generation; raises like ``load(version=...)`` and ``save()``.
+        """
+        with self._lock:
+            state = self._load_version(version)
+            generation = self.save(state)
+            log.info("%s: restored version %d as generation %d", self.url, version, generation)
+            return generation
 
     def _load_spool(self) -> tuple[dict[str, Any], int] | None:
         if self._spool is None or self._spool.info() is None:
@@ -536,12 +709,21 @@ class StateManager:
         self._observed = True
 
     def _decode(self, data: Any) -> tuple[dict[str, Any], int]:
+        """Decode a stored object (frame or legacy JSON), migrated to this schema version."""
         if bytes(data[: len(MAGIC)]) != MAGIC:
             legacy = self._try_legacy(data)
             if legacy is not None:
-                return legacy, 0
+                return self._migrate(legacy, 1), 0
         reader = self._reader(data)
-        return self._join(reader), reader.header.generation
+        stored_schema = reader.header.meta.get("schema_version", 1)
+        if not isinstance(stored_schema, int):
+            raise CorruptStateError(f"{self.url}: schema_version {stored_schema!r} is not an int")
+        return self._migrate(self._join(reader), stored_schema), reader.header.generation
+
+    def _migrate(self, state: dict[str, Any], stored_schema: int) -> dict[str, Any]:
+        if stored_schema == self.schema_version:
+            return state
+        return self.migrations.run(state, stored_schema, self.schema_version, self.url)
 
     def _try_legacy(self, data: Any) -> dict[str, Any] | None:
         """Read a plain JSON object written by other code (the spec's hand-written files)."""
@@ -578,22 +760,33 @@ class StateManager:
             return False
         return True
 
-    def load_state(self) -> dict[str, Any]:
-        """Load like ``load()`` but never raise: ``{}`` when nothing is stored or readable.
+    def load_state(self, version: int | None = None) -> dict[str, Any]:
+        """Load like ``load(version, fallback=True)`` but never raise: ``{}`` when nothing is
+        stored or readable.
 
-        "Nothing saved yet" is logged at INFO; any failure at ERROR with the cause, so an empty
-        result caused by damage is never silent.
+        An unreadable current state falls back to the newest readable retained version (then
+        the spool), logged at ERROR. "Nothing saved yet" is logged at INFO and sets
+        ``last_load_source`` to ``"missing"``; an empty result caused by a failure is logged at
+        ERROR and sets it to ``"failed"`` (``last_load_error`` holds the error).
         """
+        self.last_load_error = None
         try:
-            return self.load()
-        except StateNotFoundError:
+            return self.load(version, fallback=True)
+        except StateNotFoundError as e:
+            if version is not None:
+                log.error("%s", e)
+                self.last_load_source, self.last_load_error = "failed", e
+                return {}
             log.info("no state saved yet at %s; starting empty", self.url)
+            self.last_load_source = "missing"
             return {}
         except StateError as e:
             log.error("load of %s failed, returning an empty state: %s", self.url, e, exc_info=e)
+            self.last_load_source, self.last_load_error = "failed", e
             return {}
         except Exception as e:
             log.exception("load of %s failed with an unexpected error: %r", self.url, e)
+            self.last_load_source, self.last_load_error = "failed", e
             return {}
 
     def state_exists(self) -> bool:
@@ -647,6 +840,10 @@ class StateManager:
                 "conditional_writes": self._store.conditional,
                 "spool": None,
                 "unflushed": False,
+                "schema_version": None,
+                "keep_versions": self._history.keep,
+                "last_load_source": self.last_load_source,
+                "fallback": self.last_fallback,
             }
             spool_info = self._spool.info() if self._spool is not None else None
             if spool_info is not None and self._spool is not None:
@@ -676,6 +873,7 @@ class StateManager:
                 sections=len(header.sections),
                 created=datetime.fromtimestamp(header.created, UTC),
                 kind=header.meta.get("kind"),
+                schema_version=header.meta.get("schema_version", 1),
                 readable=True,
             )
             if not self._observed:
