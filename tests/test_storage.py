@@ -113,6 +113,14 @@ class StoreSuite:
         assert info.token == written.token
         store.write([b"x"], expect=info.token)  # the token is good for compare-and-swap
 
+    def test_keep_copy_keeps_the_written_bytes_after_the_next_replace(self, store: Store) -> None:
+        dest = store.sibling(".versions/1")
+        written = store.write([b"version one", b" bytes"])
+        store.keep_copy(dest, [b"version one", b" bytes"], written)
+        store.write([b"version two"])
+        assert bytes(dest.read()[0]) == b"version one bytes"
+        assert bytes(store.read()[0]) == b"version two"
+
     def test_read_head_of_an_empty_object(self, store: Store) -> None:
         written = store.write([b""])
         head = store.read_head(64)

@@ -508,3 +508,21 @@ def test_disk_full_is_a_storage_error_and_keeps_the_old_state(tmp_path: Path) ->
         assert _temps(mount_point) == []
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_keep_copy_hard_links_and_checks_it_links_what_was_written(tmp_path: Path) -> None:
+    from statevault.storage import open_store
+
+    head = open_store(str(tmp_path / "s.state"))
+    slot = head.sibling(".versions/0")
+    written = head.write([b"A" * 5000])
+    head.keep_copy(slot, [b"A" * 5000], written)
+    assert os.stat(tmp_path / "s.state").st_ino == os.stat(tmp_path / "s.state.versions/0").st_ino
+    # Replaced by someone else before the link: the link would show their bytes, so the
+    # bytes given are written instead.
+    stale = head.write([b"B" * 5000])
+    head.write([b"C" * 5000])
+    head.keep_copy(slot, [b"B" * 5000], stale)
+    assert bytes(slot.read()[0]) == b"B" * 5000
+    assert os.stat(tmp_path / "s.state").st_ino != os.stat(tmp_path / "s.state.versions/0").st_ino
+    assert not [p for p in (tmp_path / "s.state.versions").iterdir() if ".tmp-" in p.name]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .errors import StateError
+from .errors import StateError, StateNotFoundError
 from .frame import FrameHeader
-from .storage import ANY, Store
+from .storage import ObjectInfo, Store
 
 if TYPE_CHECKING:
     from .transforms import Buffer
@@ -69,27 +69,37 @@ class History:
     def slot_of(self, generation: int) -> Store:
         return self._slots[generation % len(self._slots)]
 
-    def record(self, chunks: Sequence[Buffer], generation: int) -> None:
-        """Keep the frame just saved as generation ``generation`` (one unconditional write)."""
+    def record(self, chunks: Sequence[Buffer], generation: int, written: ObjectInfo) -> None:
+        """Keep the frame just saved as generation ``generation`` (one more write; a hard link
+        on local files)."""
         if self.enabled:
-            self.slot_of(generation).write(chunks, expect=ANY)
+            self._store.keep_copy(self.slot_of(generation), chunks, written)
 
     def versions(self, header_of: Callable[[Store], FrameHeader]) -> list[Version]:
-        """Every readable retained version, newest first (one header read per slot).
+        """Every retained version whose header reads, newest first (one header read per slot)."""
+        return self.scan(header_of)[0]
 
-        Slots that are missing or whose header is unreadable are left out: ``damaged()``
-        names them.
+    def scan(
+        self, header_of: Callable[[Store], FrameHeader]
+    ) -> tuple[list[Version], list[tuple[int, StateError]]]:
+        """Readable versions newest first, and the slots whose header is damaged (with why).
+
+        Empty slots are neither: they were never written.
         """
         found: list[Version] = []
+        damaged: list[tuple[int, StateError]] = []
         for index, slot in enumerate(self._slots):
             try:
                 header = header_of(slot)
-            except StateError:
+            except StateNotFoundError:
+                continue
+            except StateError as e:
+                damaged.append((index, e))
                 continue
             created = datetime.fromtimestamp(header.created, UTC)
             found.append(Version(header.generation, created, header.size, index, slot))
         found.sort(key=lambda v: v.generation, reverse=True)
-        return found
+        return found, damaged
 
     def find(self, generation: int, header_of: Callable[[Store], FrameHeader]) -> Store | None:
         """The slot holding ``generation``, or None if it is no longer retained."""

@@ -400,7 +400,7 @@ class StateManager:
             self._observe(info.token, generation)
             self._unreadable_token = None
             try:
-                self._history.record(chunks, generation)
+                self._history.record(chunks, generation, info)
             except StateError as e:  # the save itself succeeded: say so, do not fail it
                 log.warning(
                     "%s: generation %d was saved but not kept in history: %s",
@@ -414,6 +414,23 @@ class StateManager:
                 log.info("%s is reachable again; cleared the spooled state", self.url)
             log.debug("saved %s generation %d (%d bytes)", self.url, generation, info.size)
             return generation
+
+    def _damaged_current(self) -> str | None:
+        """The token of the stored object if it is damaged beyond reading, else None.
+
+        Only called after a refused write (rare), so reading the whole object is acceptable.
+        """
+        try:
+            data, info = self._store.read()
+        except StateError:
+            return None
+        try:
+            self._decode(data)
+        except (CorruptStateError, UnsupportedFormatError):
+            return info.token
+        except StateError:
+            return None  # readable bytes this process cannot use (keys, types): not ours to judge
+        return None
 
     def _keep_unreadable_aside(self, expect: object) -> None:
         """Before replacing a current object that could not be read, copy it to
@@ -509,8 +526,29 @@ class StateManager:
         try:
             return self._store.write(chunks, expect=expect)
         except ConflictError as e:
-            found = self._stored_generation() if self._store.info() is not None else None
+            damaged = self._damaged_current()
+            if damaged is not None:
+                # Not another writer: the object went bad (bit rot, a truncating copy). A
+                # running service must still be able to save, and nothing readable is lost:
+                # the bad bytes are kept aside first.
+                log.error(
+                    "%s: the stored state changed into something unreadable; keeping it at "
+                    "%s.unreadable and saving generation %d over it",
+                    self.url,
+                    self.url,
+                    generation,
+                )
+                self._unreadable_token = damaged
+                self._keep_unreadable_aside(damaged)
+                return self._store.write(chunks, expect=damaged)
+            head = self._store.read_head(HEADER_PROBE)
+            found = self._stored_generation() if head is not None else None
             expected = self._generation if self._observed else None
+            if head is not None and found is not None and found == expected and found > 0:
+                # Rewritten but still the generation we saw (a backup copied back, a touch):
+                # CAS never lets two writers commit the same generation, so it is ours.
+                log.info("%s: rewritten in place at generation %s; saving over it", self.url, found)
+                return self._store.write(chunks, expect=head[1].token)
             if self.on_conflict == "overwrite":
                 log.warning(
                     "%s: overwriting generation %s written by another writer "
@@ -593,7 +631,9 @@ class StateManager:
     def _fall_back(self, error: StateError, info: ObjectInfo) -> dict[str, Any]:
         """The current object is unreadable: take the newest readable retained version."""
         skipped = [f"the current state ({type(error).__name__}: {error})"]
-        for version in self._history.versions(self._header_of):
+        versions, damaged = self._history.scan(self._header_of)
+        skipped += [f"version slot {i} ({type(e).__name__}: {e})" for i, e in damaged]
+        for version in versions:
             try:
                 data, _ = version.store.read()
                 state, generation = self._decode(data)

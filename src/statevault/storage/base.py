@@ -126,6 +126,11 @@ class Store(ABC):
             return None
         return self.read_range(0, min(length, info.size)), info
 
+    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
+        """Make ``dest`` hold the bytes this store has just written (``chunks``; the write
+        returned ``written``). The default writes them again; local files hard-link instead."""
+        dest.write(chunks, expect=ANY)
+
     @abstractmethod
     def info(self) -> ObjectInfo | None:
         """Return the object's current info, or ``None`` if nothing is stored. Never cached."""

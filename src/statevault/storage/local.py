@@ -380,5 +380,35 @@ class LocalStore(Store):
                 raise self._translate(e, "deleting") from e
             return True
 
+    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
+        """Hard-link the file just written into ``dest`` (no second copy of the bytes).
+
+        State files are only ever replaced, never written in place, so the link keeps this
+        version's bytes when the state moves on. If the file was replaced again between the
+        write and the link (its token differs from ``written``), or linking is not possible
+        (another filesystem), the bytes are written again instead.
+        """
+        if not isinstance(dest, LocalStore):
+            super().keep_copy(dest, chunks, written)
+            return
+        tmp = os.path.join(dest._dir, f".{dest._name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        try:
+            _makedirs(dest._dir)
+            os.link(self.path, tmp)
+        except OSError:
+            dest.write(chunks, expect=ANY)
+            return
+        try:
+            with open(tmp, "rb", buffering=0) as f:
+                same = _info(os.fstat(f.fileno()), head_crc(f.read(TOKEN_HEAD_BYTES)))
+            if same.token == written.token:
+                with dest._locked("keeping a version"):
+                    os.replace(tmp, dest.path)
+                return
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+        dest.write(chunks, expect=ANY)
+
     def sibling(self, suffix: str) -> LocalStore:
         return LocalStore(self.path + suffix)
