@@ -7,7 +7,6 @@ from typing import Any
 
 import pydantic
 import pytest
-from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,8 @@ from statevault import (
     StateNotFoundError,
     ValidationError,
 )
+
+from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
 
 
 def corrupt(sm: StateManager) -> bytes:
@@ -253,10 +254,8 @@ def test_recovery_never_invents_a_state_nor_hides_a_readable_one(
         elif op[0] == "corrupt":
             if saved and sm.state_exists():
                 corrupt(sm)
-                if keep == 0:
+                if keep == 0:  # else the retained copy of the current one is intact
                     readable = []
-                else:
-                    readable = readable  # the retained copy of the current one is intact
         else:
             got = StateManager(path, keep_versions=keep, spool_dir=False).load_state()
             if got:
