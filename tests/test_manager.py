@@ -400,6 +400,22 @@ def test_rotate_keys_re_encrypts_with_the_newest_key(tmp_path: Path) -> None:
         StateManager(path, encryption_key=old).load()
 
 
+def test_rotate_keys_re_encrypts_history_and_spool_too(tmp_path: Path) -> None:
+    old, new = generate_key(), generate_key()
+    path = tmp_path / "s.state"
+    sm = StateManager(path, encryption_key=old, keep_versions=3)
+    for n in range(3):
+        sm.save({"n": n})
+    rotated = StateManager(path, encryption_key=[new, old], keep_versions=3)
+    assert rotated.rotate_keys() == 4
+    only_new = StateManager(path, encryption_key=new, keep_versions=3)
+    assert [v["generation"] for v in only_new.list_versions()] == [4, 3, 2, 1]
+    for generation, n in [(1, 0), (2, 1), (3, 2), (4, 2)]:
+        assert only_new.load(version=generation) == {"n": n}
+    with pytest.raises(StateError):
+        StateManager(path, encryption_key=old).load(version=2)
+
+
 def test_rotate_keys_needs_a_key(tmp_path: Path) -> None:
     sm = StateManager(tmp_path / "s.state")
     with pytest.raises(StateError, match="encryption_key"):

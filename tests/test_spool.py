@@ -195,3 +195,17 @@ def test_spool_is_encrypted_like_the_primary(faulty: str, spool_dir: Path) -> No
     (spool_file,) = spool_dir.glob("*.state")
     assert b"PLAINTEXT-MARKER" not in spool_file.read_bytes()
     assert spool_file.with_suffix(".url").read_text().strip() == sm.url
+
+
+def test_rotate_keys_pushes_the_spool_with_the_new_key(faulty: str, spool_dir: Path) -> None:
+    old, new = generate_key(), generate_key()
+    sm = StateManager(faulty, spool_dir=spool_dir, encryption_key=old, keep_versions=0)
+    sm.save({"n": 1})
+    FaultyFileSystem.down = True
+    assert not sm.save_state({"n": 2})  # spooled, encrypted with the old key
+    FaultyFileSystem.down = False
+    # Rotation saves the newest state (the spooled one) and re-encrypts what is left.
+    rotated = StateManager(faulty, spool_dir=spool_dir, encryption_key=[new, old])
+    assert rotated.rotate_keys() == 3
+    assert StateManager(faulty, spool_dir=spool_dir, encryption_key=new).load() == {"n": 2}
+    assert rotated.get_state_info()["unflushed"] is False

@@ -925,11 +925,38 @@ class StateManager:
     def rotate_keys(self) -> int:
         """Re-encrypt the stored state with the first (newest) configured key; return generation.
 
-        Configure the manager with ``encryption_key=[new, old, ...]``; after this call the old
-        keys are no longer needed for the current state. Raises like ``load()`` and ``save()``.
+        Configure the manager with ``encryption_key=[new, old, ...]``. The current state is
+        saved again (a new generation, which also empties the spool), and every retained
+        version is rewritten in place with the new key (same generation, same contents), so the
+        old keys
+        can be retired. ``<url>.unreadable``, if present, cannot be decrypted and is left as it
+        is. Raises like ``load()`` and ``save()``; a version that cannot be re-encrypted is
+        logged and left (``list_versions()`` still shows it).
         """
         with self._lock:
             if self._keyring is None:
                 raise StateError("rotate_keys needs encryption_key (newest key first)")
             state = self.load()
-            return self.save(state)
+            generation = self.save(state)
+            # A spooled state was loaded (it is newer) and the save cleared it.
+            for store in [v.store for v in self._history.versions(self._header_of)]:
+                try:
+                    self._reencrypt(store)
+                except StateError as e:
+                    log.error("%s: could not re-encrypt %s: %s", self.url, store.url, e)
+            return generation
+
+    def _reencrypt(self, store: Store) -> None:
+        """Rewrite a stored frame with this manager's transforms; contents and generation kept."""
+        data, _ = store.read()
+        reader = self._reader(data)
+        header = reader.header
+        sections = [[reader.section(i)] for i in range(len(header.sections))]
+        chunks = build_frame(
+            sections,
+            transforms=self._write_transforms(),
+            generation=header.generation,
+            meta=header.meta,
+            created=header.created,
+        )
+        store.write(chunks, expect=ANY)
