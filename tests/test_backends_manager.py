@@ -83,10 +83,14 @@ class ManagerSuite:
         assert_same(self.manager(backend, encryption_key=KEY).load(), state)
         assert sm.get_state_info()["transforms"] == [t for t in ("zstd", "fernet") if t in stack]
 
+    @pytest.mark.parametrize("stack", list(STACKS))
     @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(value=values(max_leaves=8))
-    def test_round_trip_property(self, backend: Backend, value: Any) -> None:
-        sm = self.manager(backend, "prop.state", on_conflict="overwrite")
+    def test_round_trip_property(self, backend: Backend, stack: str, value: Any) -> None:
+        """The codec's whole corpus (any nested value) through every transform stack."""
+        sm = self.manager(
+            backend, "prop.state", on_conflict="overwrite", keep_versions=0, **STACKS[stack]
+        )
         sm.save({"v": value})
         assert_same(sm.load()["v"], value)
 
