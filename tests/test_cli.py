@@ -11,6 +11,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -333,3 +334,179 @@ def test_installed_script_and_version() -> None:
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     assert proc.stdout.startswith("statevault ")
+
+
+# -- history, restore, show --version -------------------------------------------------------
+
+
+def saved_generations(path: Path, count: int, **options: Any) -> StateManager:
+    """Save ``{"n": g, "tag": "x" * g}`` as generations 1..count; return the writer."""
+    sm = StateManager(path, **options)
+    for n in range(1, count + 1):
+        sm.save({"n": n, "tag": "x" * n})
+    return sm
+
+
+def test_history_lists_the_retained_versions(tmp_path: Path) -> None:
+    path = tmp_path / "a.state"
+    saved_generations(path, 5)  # the default keep_versions=3: generations 2..5 are kept
+    run = statevault("history", str(path))
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == f"# {path}: 4 retained versions (keep_versions=3)"
+    assert lines[1].split() == ["generation", "created", "(UTC)", "size"]
+    assert [line.split()[0] for line in lines[2:6]] == ["5", "4", "3", "2"]
+    assert lines[2].endswith(" bytes  current")
+    assert lines[3].endswith(" bytes")
+    assert lines[-1] == f"restore one with: statevault restore {path} GENERATION"
+
+    data = json.loads(statevault("history", str(path), "--json").out)
+    assert data["keep_versions"] == 3
+    assert data["current_generation"] == 5
+    assert [v["generation"] for v in data["versions"]] == [5, 4, 3, 2]
+    assert [v["current"] for v in data["versions"]] == [True, False, False, False]
+    assert data["versions"][0]["created"].endswith("+00:00")
+    assert data["versions"][0]["size"] > 0
+
+
+def test_history_without_versions_and_without_a_state(tmp_path: Path) -> None:
+    path = tmp_path / "plain.state"
+    StateManager(path, keep_versions=0).save({"n": 1})
+    run = statevault("history", str(path))
+    assert run.code == 0, run.err
+    assert "no retained versions" in run.out
+    assert json.loads(statevault("history", str(path), "--json").out)["versions"] == []
+    run = statevault("restore", str(path), "1")
+    assert_one_line_error(run, 3, "not retained (retained: none)", "statevault history")
+
+    missing = str(tmp_path / "nothing.state")
+    for args in (
+        ["history", missing],
+        ["restore", missing, "1"],
+        ["show", missing, "--version", "1"],
+    ):
+        assert_one_line_error(statevault(*args), 3, "No state is stored", "nothing.state")
+
+
+def test_restore_makes_a_version_current_as_a_new_save(tmp_path: Path) -> None:
+    path = tmp_path / "a.state"
+    saved_generations(path, 5)
+    run = statevault("restore", str(path), "3")
+    assert run.code == 0, run.err
+    assert run.out.strip() == f"restored version 3 of {path} as generation 6"
+    assert StateManager(path).load() == {"n": 3, "tag": "xxx"}
+    info = json.loads(statevault("info", str(path), "--json").out)
+    assert (info["generation"], info["kind"], info["transforms"]) == (6, "state", ["zstd"])
+    # The restore is itself a retained version: it can be undone the same way.
+    data = json.loads(statevault("history", str(path), "--json").out)
+    assert [v["generation"] for v in data["versions"]] == [6, 5, 4, 3]
+    assert statevault("restore", str(path), "5").code == 0
+    assert StateManager(path).load() == {"n": 5, "tag": "xxxxx"}
+
+
+def test_restore_keeps_kind_schema_and_sections(tmp_path: Path) -> None:
+    path = tmp_path / "trader.state"
+    sm = TradingStateManager(path, schema_version=2, compression=None)
+    sm.save_trading({"A-B": {"side": "long"}}, {"A-B": {"z": 1.0}, "C-D": {"z": 2.0}})
+    sm.save_trading({}, {"A-B": {"z": 3.0}})
+    assert statevault("restore", str(path), "1").code == 0
+    info = json.loads(statevault("info", str(path), "--json").out)
+    assert (info["kind"], info["schema_version"], info["transforms"]) == ("trading", 2, [])
+    assert info["sections"] == 3  # the root and one per pair, as the trading manager writes
+    # Schema 2 stays schema 2: the application reads it without any migration registered.
+    state = TradingStateManager(path, schema_version=2).load()
+    assert state["pair_states"] == {"A-B": {"z": 1.0}, "C-D": {"z": 2.0}}
+
+
+def test_restore_and_show_an_unknown_version(tmp_path: Path) -> None:
+    path = tmp_path / "a.state"
+    saved_generations(path, 5)
+    for version in ("1", "9"):  # pruned, and never written
+        run = statevault("restore", str(path), version)
+        assert_one_line_error(
+            run, 3, f"version {version} ", "retained: 5, 4, 3, 2", f"statevault history {path}"
+        )
+    run = statevault("show", str(path), "--version", "1")
+    assert_one_line_error(run, 3, "not retained", "statevault history")
+    assert StateManager(path).get_state_info()["generation"] == 5  # nothing was written
+    for bad in ("0", "three"):
+        run = statevault("restore", str(path), bad)
+        assert run.code == 2
+        assert "Traceback" not in run.err
+        assert "VERSION" in run.err
+    assert statevault("show", str(path), "--version", "x").code == 2
+
+
+def test_show_a_retained_version(tmp_path: Path) -> None:
+    path = tmp_path / "a.state"
+    saved_generations(path, 5)
+    run = statevault("show", str(path), "--version", "3")
+    assert run.code == 0, run.err
+    assert run.out.splitlines() == [
+        f"# {path}  (retained version 3, statevault frame v1)",
+        "n: 3",
+        "tag: 'xxx'",
+    ]
+    run = statevault("show", str(path), "--version", "2", "--json")
+    assert json.loads(run.out) == {"n": 2, "tag": "xx"}
+    run = statevault("show", str(path), "--version", "4", "--section", "tag", "--json")
+    assert json.loads(run.out) == "xxxx"
+    run = statevault("show", str(path), "--version", "4", "--section", "tag")
+    assert run.out.strip() == "tag: 'xxxx'"
+    run = statevault("show", str(path), "--version", "4", "--section", "nope")
+    assert_one_line_error(run, 2, "no section 'nope'", "'n', 'tag'")
+
+
+def test_show_one_pair_of_a_retained_trading_version(tmp_path: Path) -> None:
+    path = tmp_path / "trader.state"
+    sm = TradingStateManager(path)
+    sm.save_trading({}, {"A-B": {"z": 1.0}, "C-D": {"z": 2.0}})
+    sm.save_trading({}, {"A-B": {"z": 3.0}})
+    run = statevault("show", str(path), "--version", "1", "--section", "C-D", "--json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == {"z": 2.0}
+
+
+def test_versions_of_an_encrypted_state(tmp_path: Path) -> None:
+    key = generate_key()
+    path = tmp_path / "secret.state"
+    saved_generations(path, 3, encryption_key=key)
+    run = statevault("history", str(path))  # headers are not encrypted: no key needed
+    assert run.code == 0, run.err
+    assert_one_line_error(statevault("restore", str(path), "2"), 5, "--key")
+    assert_one_line_error(statevault("show", str(path), "--version", "2"), 5, "--key")
+    run = statevault("restore", str(path), "2", "--key", generate_key())
+    assert_one_line_error(run, 6, "--key")
+    run = statevault("restore", str(path), "2", env={"STATEVAULT_KEY": key})
+    assert run.code == 0, run.err
+    assert "as generation 4" in run.out
+    assert StateManager(path, encryption_key=key).load() == {"n": 2, "tag": "xx"}
+    info = json.loads(statevault("info", str(path), "--json").out)
+    assert info["transforms"] == ["zstd", "fernet"]
+
+
+def test_keep_versions_must_match_the_writer(tmp_path: Path) -> None:
+    fewer = tmp_path / "fewer.state"
+    saved_generations(fewer, 4, keep_versions=1)  # generation 3 sits in slot 1, not 3
+    more = tmp_path / "more.state"
+    saved_generations(more, 5, keep_versions=5)  # slots 0..3 look right; slot 4 does not
+    for path, sign in ((fewer, "generation 3 is in slot 1"), (more, "slot 4 holds generation 4")):
+        for args in (["history"], ["restore"]):
+            extra = ["2"] if args == ["restore"] else []
+            run = statevault(*args, str(path), *extra)
+            assert_one_line_error(run, 2, "keep_versions other than 3", sign, "--keep-versions")
+    assert StateManager(fewer, keep_versions=1).get_state_info()["generation"] == 4
+    run = statevault("history", str(more), "--keep-versions", "5", "--json")
+    assert [v["generation"] for v in json.loads(run.out)["versions"]] == [5, 4, 3, 2, 1]
+    run = statevault("restore", str(fewer), "3", "--keep-versions", "1")
+    assert run.code == 0, run.err
+    run = statevault("history", str(fewer), "--keep-versions", "1", "--json")
+    assert [v["generation"] for v in json.loads(run.out)["versions"]] == [5, 4]
+    run = statevault("history", str(fewer), "--keep-versions", "0")
+    assert run.code == 2
+    assert "--keep-versions" in run.err
+
+
+def test_history_storage_failure(tmp_path: Path) -> None:
+    (tmp_path / "dir.state").mkdir()
+    assert_one_line_error(statevault("history", str(tmp_path / "dir.state")), 10)

@@ -1,12 +1,14 @@
 """The ``statevault`` command: inspect, check and demonstrate stored states.
 
 Commands: ``info`` (what the header says, without decoding), ``show`` (the state for a person,
-or ``--json`` for machines), ``verify`` (decode everything, check every checksum) and ``demo``
-(a simulated trader that dies half-way and resumes exactly). Keys and storage options come
-from ``--key`` / ``--key-file`` / ``--storage-options`` or from ``STATEVAULT_KEY`` /
-``STATEVAULT_STORAGE_OPTIONS``. Every failure prints one line on stderr and exits with a
-status of its own (the table is ``EXIT_CODES``, documented in docs/cli.md); ``--debug`` adds
-the traceback.
+or ``--json`` for machines; ``--version`` for a retained version), ``verify`` (decode
+everything, check every checksum), ``history`` (the retained versions), ``restore`` (make a
+retained version current, as a new save) and ``demo`` (a simulated trader that dies half-way
+and resumes exactly). Keys and storage options come from ``--key`` / ``--key-file`` /
+``--storage-options`` or from ``STATEVAULT_KEY`` / ``STATEVAULT_STORAGE_OPTIONS``; managers
+use the library's ``keep_versions`` unless ``--keep-versions`` says otherwise. Every failure
+prints one line on stderr and exits with a status of its own (the table is ``EXIT_CODES``,
+documented in docs/cli.md); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from .errors import (
     UnsupportedFormatError,
     WrongKeyError,
 )
-from .frame import MAGIC
+from .frame import MAGIC, FrameReader
+from .history import SIDECAR
 from .manager import StateManager
+from .storage import Store
 from .trading import TradingStateManager
 
 __all__ = ["EXIT_CODES", "exit_code", "main", "to_json"]
@@ -62,8 +66,11 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success (verify: the state is sound)",
     EXIT_ERROR: "any other error (an unexpected one says so and suggests --debug)",
-    EXIT_USAGE: "bad command line: unknown flag, bad --storage-options JSON, invalid key",
-    EXIT_NOT_FOUND: "no state is stored at the URL",
+    EXIT_USAGE: (
+        "bad command line: unknown flag, bad --storage-options JSON, invalid key, "
+        "--keep-versions other than the writer's"
+    ),
+    EXIT_NOT_FOUND: "no state is stored at the URL, or the version asked for is not retained",
     EXIT_NOT_A_STATE: "the object at the URL is not a statevault state (nor plain JSON)",
     EXIT_MISSING_KEY: "the state is encrypted and no key was given",
     EXIT_WRONG_KEY: "none of the given keys decrypts the state",
@@ -130,6 +137,9 @@ def _manager_options(args: argparse.Namespace) -> dict[str, Any]:
         options["encryption_key"] = list(args.key)
     if args.key_file:
         options["key_file"] = args.key_file
+    keep = getattr(args, "keep_versions", None)
+    if keep is not None:
+        options["keep_versions"] = keep
     return options
 
 
@@ -190,6 +200,11 @@ def _load_section(mgr: TradingStateManager, name: str) -> Any:
     if reader is None:
         whole, _ = _load_everything(mgr)
         return _pick(whole, name, lambda v: v)
+    return _section_of(mgr, reader, name)
+
+
+def _section_of(mgr: StateManager, reader: FrameReader, name: str) -> Any:
+    """``name`` from a frame: the root section, then only the sections the value refers to."""
     root = mgr._load_root(reader)
     state = root.get("state") if isinstance(root, dict) else None
     if not isinstance(state, dict):
@@ -209,6 +224,77 @@ def _pick(state: Mapping[str, Any], name: str, resolve: Callable[[Any], Any]) ->
         f"no section {name!r}: top-level keys are {keys or 'none'}"
         + (f"; pairs are {pair_names}" if pair_names else "")
     )
+
+
+# -- retained versions --------------------------------------------------------------------
+
+
+def _check_ring(mgr: StateManager) -> list[dict[str, Any]]:
+    """``list_versions()``, after checking the versions were kept with this ``keep_versions``.
+
+    A version lives in slot ``generation % (keep_versions + 1)``, so the command line must use
+    the writer's setting: with another one it would miss versions, and a restore would write
+    its copy over a slot the writer still counts on. Two signs of a mismatch: a version in the
+    wrong slot, or a recent version in the slot just past the ring (one more header read). A
+    slot past the ring that holds an older generation than every listed version was left by an
+    earlier, larger setting and is ignored.
+    """
+    keep = mgr._history.keep
+    versions = mgr.list_versions()
+    ring = keep + 1
+    sign = next(
+        (
+            f"generation {v['generation']} is in slot {v['slot']}"
+            for v in versions
+            if v["generation"] % ring != v["slot"]
+        ),
+        None,
+    )
+    if sign is None and keep:
+        try:
+            beyond: int | None = mgr._header_of(mgr.store.sibling(f"{SIDECAR}/{ring}")).generation
+        except StateError:
+            beyond = None
+        oldest = min((v["generation"] for v in versions), default=0)
+        if beyond is not None and beyond > oldest:
+            sign = f"slot {ring} holds generation {beyond}"
+    if sign is not None:
+        raise UsageError(
+            f"the versions of {mgr.url} were kept with a keep_versions other than {keep} "
+            f"({sign}): give the value the application uses with --keep-versions N"
+        )
+    return versions
+
+
+def _current_generation(mgr: StateManager) -> int | None:
+    """The generation stored at the URL now; None if nothing is, or it is not a frame."""
+    try:
+        return mgr._read_header().generation
+    except (StateNotFoundError, CorruptStateError, UnsupportedFormatError):
+        return None
+
+
+def _not_retained(mgr: StateManager, version: int, url: str) -> StateError:
+    """The error for a version that cannot be read: no state at all, or not (any more) kept.
+
+    Raises ``UsageError`` instead when the cause is a ``--keep-versions`` mismatch.
+    """
+    versions = _check_ring(mgr)
+    if not versions and mgr.store.info() is None:
+        return StateNotFoundError(f"No state is stored at {mgr.url}: check the URL.")
+    kept = ", ".join(str(v["generation"]) for v in versions) or "none"
+    return StateNotFoundError(
+        f"version {version} of {mgr.url} is not retained (retained: {kept}): run "
+        f"`statevault history {url}` to see the versions kept"
+    )
+
+
+def _version_slot(mgr: StateManager, version: int, url: str) -> Store:
+    """Where retained ``version`` is; raises ``StateNotFoundError`` (exit 3) if nowhere."""
+    slot = mgr._history.find(version, mgr._header_of)
+    if slot is None:
+        raise _not_retained(mgr, version, url)
+    return slot
 
 
 # -- rendering: JSON ----------------------------------------------------------------------
@@ -543,6 +629,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     """``statevault show URL``: the state (or one section) for a person, or as JSON."""
     mgr = _manager(args)
+    if args.at_version is not None:
+        return _show_version(args, mgr, args.at_version)
     if args.section is not None:
         value = _load_section(mgr, args.section)
         if args.json:
@@ -556,6 +644,130 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"# {mgr.url}  ({fmt})")
     print("\n".join(render(state)))
+    return EXIT_OK
+
+
+def _show_version(args: argparse.Namespace, mgr: TradingStateManager, version: int) -> int:
+    """``show --version V``: like ``show``, from the retained copy of generation ``V``.
+
+    As for the current state, nothing is migrated and nothing is written; ``--section`` reads
+    the header, the root and the value's own sections of the copy with ranged reads.
+    """
+    slot = _version_slot(mgr, version, args.url)
+    try:
+        if args.section is not None:
+            info = slot.info()
+            if info is None:
+                raise StateNotFoundError(f"no state at {slot.url}")
+            reader = FrameReader(
+                slot.read_range,
+                size=info.size,
+                transforms=mgr.transform_registry,
+                keyring=mgr._keyring,
+            )
+        else:
+            reader = mgr._reader(slot.read()[0])
+    except StateNotFoundError as e:  # pruned by a save since the lookup
+        raise _not_retained(mgr, version, args.url) from e
+    if reader.header.generation != version:  # replaced by a save since the lookup
+        raise _not_retained(mgr, version, args.url)
+    if args.section is not None:
+        value = _section_of(mgr, reader, args.section)
+        if args.json:
+            print(json.dumps(to_json(value), indent=2))
+        else:
+            print("\n".join(_entry("", args.section, value, 0)))
+        return EXIT_OK
+    state = mgr._join(reader)
+    if args.json:
+        print(json.dumps(to_json(state), indent=2))
+        return EXIT_OK
+    print(f"# {mgr.url}  (retained version {version}, statevault frame v{reader.header.version})")
+    print("\n".join(render(state)))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``statevault history URL``: the retained versions, newest first; nothing is decoded."""
+    mgr = _manager(args)
+    exists = mgr.store.info() is not None  # asked first: a storage failure is exit 10, not []
+    versions = _check_ring(mgr)
+    if not versions and not exists:
+        raise StateNotFoundError(f"No state is stored at {mgr.url}: check the URL.")
+    current = _current_generation(mgr)
+    keep = mgr._history.keep
+    if args.json:
+        out = {
+            "url": mgr.url,
+            "keep_versions": keep,
+            "current_generation": current,
+            "versions": versions,
+        }
+        print(json.dumps(to_json(out), indent=2))
+        return EXIT_OK
+    if not versions:
+        print(
+            f"no retained versions of {mgr.url}: it was saved with keep_versions=0, or before "
+            "statevault kept versions"
+        )
+        return EXIT_OK
+    rows = [
+        (
+            str(v["generation"]),
+            v["created"].isoformat(sep=" ", timespec="seconds"),
+            f"{v['size']:,} bytes",
+            "current" if v["current"] else "",
+        )
+        for v in versions
+    ]
+    width = [max(len(title), *(len(r[i]) for r in rows)) for i, title in enumerate(_COLUMNS)]
+    count = f"{len(versions)} retained version{'s' if len(versions) != 1 else ''}"
+    print(f"# {mgr.url}: {count} (keep_versions={keep})")
+    print(f"{_COLUMNS[0]:>{width[0]}}  {_COLUMNS[1]:<{width[1]}}  {_COLUMNS[2]}")
+    for generation, created, size, marker in rows:
+        line = f"{generation:>{width[0]}}  {created:<{width[1]}}  {size:>{width[2]}}  {marker}"
+        print(line.rstrip())
+    if current is not None and not any(v["current"] for v in versions):
+        print(f"(the current state, generation {current}, has no retained copy)")
+    print(f"restore one with: statevault restore {args.url} GENERATION")
+    return EXIT_OK
+
+
+_COLUMNS = ("generation", "created (UTC)", "size")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``statevault restore URL VERSION``: make a retained version current, as a new save.
+
+    The copy is re-saved as its writer wrote it: same manager kind, schema version (so the
+    application's migrations do not run again) and compression; encrypted with the first
+    given key, if any. No local spool: the restore is written to the URL or fails. The
+    application's manager gets ``ConflictError`` on its next save (it must load again).
+    """
+    probe = _manager(args)
+    _check_ring(probe)  # before writing: a copy in the wrong slot would evict a kept version
+    header = probe._header_of(_version_slot(probe, args.version, args.url))
+    schema = header.meta.get("schema_version", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise CorruptStateError(
+            f"version {args.version} of {probe.url} has schema_version {schema!r}, not an int"
+        )
+    cls = (
+        TradingStateManager if header.meta.get("kind") == TradingStateManager.kind else StateManager
+    )
+    zstd = any(t.get("name") == "zstd" for t in header.transforms)
+    mgr = cls(
+        args.url,
+        spool_dir=False,
+        schema_version=schema,
+        compression="zstd" if zstd else None,
+        **_manager_options(args),
+    )
+    try:
+        generation = mgr.restore(args.version)
+    except StateNotFoundError as e:  # pruned by a save between the lookup and the read
+        raise _not_retained(mgr, args.version, args.url) from e
+    print(f"restored version {args.version} of {mgr.url} as generation {generation}")
     return EXIT_OK
 
 
@@ -632,6 +844,25 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _keep_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-versions",
+        type=_positive,
+        metavar="N",
+        help="the keep_versions the state is saved with (default: the library's, 3)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``statevault`` command."""
     common = _common()
@@ -658,11 +889,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="one top-level key, or one pair of a trading state (reads only that pair)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON rendering")
+    p.add_argument(
+        "--version",
+        dest="at_version",
+        type=_positive,
+        metavar="GENERATION",
+        help="show a retained version (see `statevault history`) instead of the current state",
+    )
+    _keep_option(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("verify", parents=[common], help="decode everything; exit 0 if sound")
     p.add_argument("url", help="path or fsspec URL of the state")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("history", parents=[common], help="the retained versions, newest first")
+    p.add_argument("url", help="path or fsspec URL of the state")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _keep_option(p)
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser(
+        "restore", parents=[common], help="make a retained version current (as a new save)"
+    )
+    p.add_argument("url", help="path or fsspec URL of the state")
+    p.add_argument("version", type=_positive, metavar="VERSION", help="the generation to restore")
+    _keep_option(p)
+    p.set_defaults(func=cmd_restore)
 
     defaults = DemoConfig()
     p = sub.add_parser(
