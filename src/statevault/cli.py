@@ -656,15 +656,7 @@ def _show_version(args: argparse.Namespace, mgr: TradingStateManager, version: i
     slot = _version_slot(mgr, version, args.url)
     try:
         if args.section is not None:
-            info = slot.info()
-            if info is None:
-                raise StateNotFoundError(f"no state at {slot.url}")
-            reader = FrameReader(
-                slot.read_range,
-                size=info.size,
-                transforms=mgr.transform_registry,
-                keyring=mgr._keyring,
-            )
+            reader = mgr._ranged_reader(slot)[0]
         else:
             reader = mgr._reader(slot.read()[0])
     except StateNotFoundError as e:  # pruned by a save since the lookup

@@ -511,7 +511,16 @@ class StateManager:
 
     def _header_of(self, store: Store) -> FrameHeader:
         """Parse the frame header of a stored object with ranged reads (no section is read)."""
-        info = store.info()
+        return self._ranged_reader(store)[0].header
+
+    def _ranged_reader(
+        self, store: Store, info: ObjectInfo | None = None
+    ) -> tuple[FrameReader, ObjectInfo]:
+        """A reader that fetches the header now and each section on demand (ranged reads).
+
+        ``StateNotFoundError`` when nothing is stored; pass ``info`` if already known.
+        """
+        info = store.info() if info is None else info
         if info is None:
             raise StateNotFoundError(f"no state at {store.url}")
         reader = FrameReader(
@@ -520,7 +529,7 @@ class StateManager:
             transforms=self.transform_registry,
             keyring=self._keyring,
         )
-        return reader.header
+        return reader, info
 
     def _write(self, chunks: Sequence[Any], expect: object, generation: int) -> ObjectInfo:
         try:

@@ -272,13 +272,7 @@ class TradingStateManager(StateManager):
             return None
         if self._store.read_range(0, len(MAGIC)) != MAGIC:
             return None, info
-        reader = FrameReader(
-            self._store.read_range,
-            size=info.size,
-            transforms=self.transform_registry,
-            keyring=self._keyring,
-        )
-        return reader, info
+        return self._ranged_reader(self._store, info)
 
     def load_pair_state(self, pair: str) -> Any:
         """Load one pair's state, reading only the header, the root and that pair's section.
