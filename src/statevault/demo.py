@@ -707,10 +707,22 @@ def _print_summary(
         + ("  (portfolio trading suspended)" if state.get("portfolio_trading_suspended") else ""),
         f"  state file        {info.get('url')}: {size:,} bytes, generation "
         f"{info.get('generation')}, transforms {', '.join(info.get('transforms') or []) or 'none'}",
-        f"  inspect it with   statevault show {info.get('url')}",
+        f"  inspect it with   {_command()} show {info.get('url')}",
     ]
     print("\n".join(lines), file=out, flush=True)
 
 
 if __name__ == "__main__":
     sys.exit(_worker_main())
+
+
+def _command() -> str:
+    """How to call the statevault command from here: by name if it is on PATH, else by path."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if shutil.which("statevault"):
+        return "statevault"
+    beside = Path(sys.executable).parent / "statevault"
+    return str(beside) if beside.exists() else f"{sys.executable} -m statevault"

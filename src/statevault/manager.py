@@ -467,14 +467,7 @@ class StateManager:
         except StateError as spool_error:
             log.error("could not spool the state of %s either: %s", self.url, spool_error)
             return error
-        log.error(
-            "save of %s failed (%s); generation %d was written to the local spool %s and will "
-            "be pushed by the next successful save or flush_spool()",
-            self.url,
-            error,
-            generation,
-            self._spool.path,
-        )
+        # No log here: the error raised says where the state went, and save_state() logs it.
         spooled = type(error)(
             f"{error} -- the state (generation {generation}) was saved to the local spool "
             f"{self._spool.path}; the next successful save or flush_spool() pushes it"
@@ -802,7 +795,9 @@ class StateManager:
         try:
             self.save(state)
         except StateError as e:
-            log.error("save of %s failed: %s", self.url, e, exc_info=e)
+            cause = f" (cause: {type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
+            log.error("save of %s failed: %s%s", self.url, e, cause)
+            log.debug("save of %s failed", self.url, exc_info=e)
             return False
         except Exception as e:  # a trading loop must not die from a save: log loudly instead
             log.exception("save of %s failed with an unexpected error: %r", self.url, e)
