@@ -263,3 +263,17 @@ def test_recovery_never_invents_a_state_nor_hides_a_readable_one(
             if readable:
                 assert got  # never empty while a readable version exists
                 assert got["v"] == readable[-1]  # and it is the newest readable one
+
+
+def test_a_version_replaced_since_listing_is_not_retained_never_wrong(tmp_path: Any) -> None:
+    sm = StateManager(tmp_path / "s.state", keep_versions=1)
+    sm.save({"n": 1})
+    sm.save({"n": 2})
+    listed = [v["generation"] for v in sm.list_versions()]
+    assert listed == [2, 1]
+    other = StateManager(tmp_path / "s.state", keep_versions=1)
+    other.load()
+    other.save({"n": 3})  # replaces the slot of generation 1 (3 % 2 == 1 % 2)
+    with pytest.raises(StateNotFoundError, match="not retained"):
+        sm.load(version=1)
+    assert sm.load(version=3) == {"n": 3}

@@ -451,3 +451,24 @@ def test_headers_larger_than_the_first_probe_are_read_in_full(tmp_path: Path) ->
     assert fresh.get_portfolio_summary()["portfolio"] == {"peak": 1.0}
     assert TradingStateManager(path).save_trading({}, pairs, {"peak": 2.0}) == 2
     assert StateManager(path).load()["pair_states"]["P2999"] == {"x": 2999}
+
+
+def test_a_user_transform_registered_by_name_stacks_between_zstd_and_fernet(
+    tmp_path: Path,
+) -> None:
+    from statevault import Transform, UnknownTransformError
+
+    def flip(data: Any) -> bytes:
+        return bytes(b ^ 0xA5 for b in bytes(data))
+
+    path = tmp_path / "s.state"
+    key = generate_key()
+    writer = StateManager(path, encryption_key=key, transforms=["xor"])
+    writer.register_transform("xor", Transform("xor", flip, flip))
+    writer.save({"a": "b" * 100})
+    assert writer.get_state_info()["transforms"] == ["zstd", "xor", "fernet"]
+    reader = StateManager(path, encryption_key=key)
+    with pytest.raises(UnknownTransformError, match="xor"):
+        reader.load()
+    reader.register_transform("xor", Transform("xor", flip, flip))
+    assert reader.load() == {"a": "b" * 100}
