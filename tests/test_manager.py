@@ -472,3 +472,55 @@ def test_a_user_transform_registered_by_name_stacks_between_zstd_and_fernet(
         reader.load()
     reader.register_transform("xor", Transform("xor", flip, flip))
     assert reader.load() == {"a": "b" * 100}
+
+
+def test_a_callers_plain_lock_never_deadlocks_the_managers_own_nesting(tmp_path: Path) -> None:
+    # restore() saves and rotate_keys() loads and saves, all under the manager's lock.
+    lock = threading.Lock()
+    old, new = generate_key(), generate_key()
+    sm = StateManager(tmp_path / "s.state", lock, encryption_key=[new, old])
+    done: list[int] = []
+
+    def work() -> None:
+        sm.save({"n": 1})
+        sm.save({"n": 2})
+        done.append(sm.restore(1))
+        done.append(sm.rotate_keys())
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert done == [3, 4]
+    with lock:  # released at the end
+        pass
+
+
+def test_a_save_that_landed_but_reported_failure_does_not_block_later_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error after the replace (here: the directory fsync) must not leave the manager
+    conflicting with its own write forever."""
+    from statevault.storage import local
+
+    path = tmp_path / "s.state"
+    sm = StateManager(path, spool_dir=tmp_path / "spool")
+    sm.save({"n": 1})
+    real = local._fsync_dir
+    calls = {"n": 0}
+
+    def failing_once(directory: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(5, "injected I/O error after the rename")
+        real(directory)
+
+    monkeypatch.setattr(local, "_fsync_dir", failing_once)
+    assert sm.save_state({"n": 2}) is False  # reported as failed (and spooled) ...
+    assert StateManager(path, spool_dir=False).load() == {"n": 2}  # ... but it landed
+    assert sm.save({"n": 3}) == 3  # and the manager carries on
+    assert StateManager(path, spool_dir=False).load() == {"n": 3}
+
+
+def test_a_bad_compression_level_fails_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        StateManager(tmp_path / "s.state", compression_level=99)

@@ -66,6 +66,48 @@ class _LockLike(Protocol):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> Any: ...
 
 
+def _frame_prefix(chunks: Sequence[Any], size: int = 4096) -> bytes:
+    """The first ``size`` bytes of a frame given as chunks (header, generation, created: unique)."""
+    out = bytearray()
+    for chunk in chunks:
+        out += memoryview(chunk).cast("B")[: size - len(out)]
+        if len(out) >= size:
+            break
+    return bytes(out)
+
+
+class _Reentrant:
+    """The manager's view of its lock: re-entrant for the manager's own nested calls.
+
+    ``restore()`` calls ``save()``, ``rotate_keys()`` calls ``load()`` and ``save()``, each of
+    which takes the lock: with a caller's plain ``threading.Lock`` that would deadlock. This
+    adapter takes the caller's lock once per outermost call, so other components sharing it
+    are still excluded for the whole operation.
+    """
+
+    __slots__ = ("_depth", "_inner", "_owner")
+
+    def __init__(self, inner: _LockLike) -> None:
+        self._inner = inner
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> _Reentrant:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return self
+        self._inner.__enter__()
+        self._owner, self._depth = me, 1
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._inner.__exit__(None, None, None)
+
+
 class SectionRef:
     """A placeholder in the root section for a value stored in section ``index`` of the frame."""
 
@@ -157,7 +199,7 @@ class StateManager:
             raise ValueError(f"compression must be 'zstd' or None, not {compression!r}")
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
-        self._lock: _LockLike = threading.RLock() if lock is None else lock
+        self._lock = _Reentrant(threading.Lock() if lock is None else lock)
         self._store: Store = open_store(url_or_path, storage_options)
         self.registry: TypeRegistry = (registry or default_registry).child()
         self.transform_registry: TransformRegistry = default_transforms.child()
@@ -166,6 +208,8 @@ class StateManager:
         self._compression_level = compression_level
         self._extra_transforms: tuple[Transform | str, ...] = tuple(transforms)
         self.on_conflict: OnConflict = on_conflict
+        if compression == "zstd":
+            zstd(compression_level)  # a bad level is a ValueError here, not on every save
         self._codec = Codec(self.registry)
         # The root codec knows the private SectionRef type on top of the user's registry, so
         # only the root section can refer to other sections.
@@ -198,6 +242,8 @@ class StateManager:
         # Token of a current object that could not be read when we fell back: the next save
         # keeps its bytes aside (``<url>.unreadable``) before replacing it.
         self._unreadable_token: str | None = None
+        # The first bytes of a frame whose write reported a storage error: it may have landed.
+        self._unacknowledged: bytes | None = None
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -396,7 +442,9 @@ class StateManager:
             except ConflictError:
                 raise
             except StorageError as e:
+                self._unacknowledged = _frame_prefix(chunks)
                 raise self._to_spool(chunks, generation, e) from e
+            self._unacknowledged = None
             self._observe(info.token, generation)
             self._unreadable_token = None
             try:
@@ -415,6 +463,20 @@ class StateManager:
             log.debug("saved %s generation %d (%d bytes)", self.url, generation, info.size)
             return generation
 
+    def _unacknowledged_landed(self) -> str | None:
+        """If the stored object is the frame of our last save that reported a failure (the
+        write landed but its answer was lost: a timeout after the PUT, an fsync error after
+        the rename), return its token: then this is no conflict, the object is ours."""
+        mine = self._unacknowledged
+        if mine is None:
+            return None
+        head = self._store.read_head(len(mine))
+        if head is None or head[0] != mine:
+            return None
+        log.warning("%s: the save reported as failed had landed after all", self.url)
+        self._unacknowledged = None
+        return head[1].token
+
     def _damaged_current(self) -> str | None:
         """The token of the stored object if it is damaged beyond reading, else None.
 
@@ -426,7 +488,7 @@ class StateManager:
             return None
         try:
             self._decode(data)
-        except (CorruptStateError, UnsupportedFormatError):
+        except CorruptStateError:
             return info.token
         except StateError:
             return None  # readable bytes this process cannot use (keys, types): not ours to judge
@@ -476,7 +538,7 @@ class StateManager:
 
     def _expectation(self) -> tuple[object, int]:
         """What the store must still hold for this save to go ahead, and the next generation."""
-        if self._observed:
+        if self._observed and self.on_conflict == "raise":
             expect: object = self._token  # None: we saw no state, so none may exist now
             return expect, (self._generation or 0) + 1
         # One request on S3 (a ranged GET carries the ETag): a first save costs two in all.
@@ -488,8 +550,20 @@ class StateManager:
             generation = parse_header(prefix, total_size=info.size).generation
         except NeedMoreBytes:
             generation = self._stored_generation()
-        except (CorruptStateError, UnsupportedFormatError):
+        except CorruptStateError:
             generation = 0  # legacy JSON or damage: the write below still checks the token
+        # UnsupportedFormatError propagates: a newer writer's state is not ours to replace.
+        if self.on_conflict == "overwrite":
+            # Last writer wins, but generations still only go up.
+            if self._observed and info.token != self._token:
+                log.warning(
+                    "%s: overwriting generation %d written by another writer (this manager "
+                    "last saw generation %s)",
+                    self.url,
+                    generation,
+                    self._generation,
+                )
+            return ANY, max(generation, self._generation or 0) + 1
         return info.token, generation + 1
 
     def _stored_generation(self) -> int:
@@ -528,6 +602,9 @@ class StateManager:
         try:
             return self._store.write(chunks, expect=expect)
         except ConflictError as e:
+            landed = self._unacknowledged_landed()
+            if landed is not None:
+                return self._store.write(chunks, expect=landed)
             damaged = self._damaged_current()
             if damaged is not None:
                 # Not another writer: the object went bad (bit rot, a truncating copy). A
@@ -543,23 +620,8 @@ class StateManager:
                 self._unreadable_token = damaged
                 self._keep_unreadable_aside(damaged)
                 return self._store.write(chunks, expect=damaged)
-            head = self._store.read_head(HEADER_PROBE)
-            found = self._stored_generation() if head is not None else None
+            found = self._stored_generation() if self._store.info() is not None else None
             expected = self._generation if self._observed else None
-            if head is not None and found is not None and found == expected and found > 0:
-                # Rewritten but still the generation we saw (a backup copied back, a touch):
-                # CAS never lets two writers commit the same generation, so it is ours.
-                log.info("%s: rewritten in place at generation %s; saving over it", self.url, found)
-                return self._store.write(chunks, expect=head[1].token)
-            if self.on_conflict == "overwrite":
-                log.warning(
-                    "%s: overwriting generation %s written by another writer "
-                    "(this manager last saw generation %s)",
-                    self.url,
-                    found,
-                    expected,
-                )
-                return self._store.write(chunks, expect=ANY)
             raise ConflictError(
                 f"{self.url} was replaced by another writer: stored generation is {found}, "
                 f"this manager last saw {expected}. Load the state again, merge your changes "
@@ -600,7 +662,7 @@ class StateManager:
             else:
                 try:
                     primary = self._decode(data)
-                except (CorruptStateError, UnsupportedFormatError) as e:
+                except CorruptStateError as e:  # a newer format is not damage: it raises
                     if not fallback:
                         raise
                     failure, unreadable = e, (e, info)
@@ -674,7 +736,12 @@ class StateManager:
                 "the generations that are"
             )
         data, _ = slot.read()
-        state, _generation = self._decode(data)
+        state, generation = self._decode(data)
+        if generation != version:  # the slot was reused between the lookup and the read
+            raise StateNotFoundError(
+                f"version {version} of {self.url} is no longer retained (its slot now holds "
+                f"generation {generation}): list_versions() shows the generations that are"
+            )
         if self._validate is not None:
             self._validate(state)
         return state
@@ -846,6 +913,8 @@ class StateManager:
         """Delete the stored state; True if there was one. The next save starts at generation 1."""
         with self._lock:
             deleted = self._store.delete()
+            if self._spool is not None:
+                self._spool.clear()  # a spooled state must not bring the deleted one back
             self._observe(None, None)
             return deleted
 
@@ -921,7 +990,10 @@ class StateManager:
                 readable=True,
             )
             if not self._observed:
-                self._observe(info.token, header.generation)
+                # Only a token and a generation read from the same object make an observation.
+                again = self._store.info()
+                if again is not None and again.token == info.token:
+                    self._observe(info.token, header.generation)
             return out
 
     # ------------------------------------------------------------------ keys

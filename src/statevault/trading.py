@@ -70,7 +70,12 @@ def _overview(value: Any, depth: int = 0) -> Any:
             out["end"] = index[-1]
             if getattr(value, "ndim", 0) == 1:
                 last = value.iloc[-1]
-                out["last"] = last.item() if hasattr(last, "item") else last
+                try:
+                    last = last.item() if hasattr(last, "item") else last
+                except (TypeError, ValueError):  # e.g. an array element: not a scalar
+                    last = None
+                if isinstance(last, _SCALARS):
+                    out["last"] = last
         return out
     out = {"type": type(value).__name__}
     if isinstance(value, str | bytes | bytearray):

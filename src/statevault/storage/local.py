@@ -405,6 +405,8 @@ class LocalStore(Store):
                 with dest._locked("keeping a version"):
                     os.replace(tmp, dest.path)
                 return
+        except OSError as e:
+            raise dest._translate(e, "keeping a version") from e
         finally:
             with suppress(FileNotFoundError):
                 os.unlink(tmp)
