@@ -35,6 +35,8 @@ from .errors import (
     ValidationError,
     WrongKeyError,
 )
+from .info import StateInfo
+from .inspection import StateView, open_state
 from .keys import Keyring, generate_key
 from .manager import StateManager
 from .trading import TradingStateManager
@@ -55,8 +57,10 @@ __all__ = [
     "SchemaVersionError",
     "SerializationError",
     "StateError",
+    "StateInfo",
     "StateManager",
     "StateNotFoundError",
+    "StateView",
     "StorageError",
     "StoragePermissionError",
     "StorageUnavailableError",
@@ -75,6 +79,7 @@ __all__ = [
     "__version__",
     "default_registry",
     "generate_key",
+    "open_state",
     "register_transform",
     "register_type",
 ]

@@ -10,15 +10,13 @@ a state of hundreds of megabytes.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from .errors import CorruptStateError, SerializationError, StateError, StateNotFoundError
 from .frame import MAGIC, FrameReader
-from .manager import SectionRef, StateManager
+from .layers import TradingLayout, pair_overview, state_path
+from .manager import StateManager
 from .storage import ObjectInfo
 
 __all__ = ["TradingStateManager"]
@@ -26,68 +24,6 @@ __all__ = ["TradingStateManager"]
 log = logging.getLogger("statevault")
 
 _RESERVED = ("active_positions", "pair_states")
-# What the spec's hand-written "Before" code wrote for a datetime: datetime.isoformat().
-_ISO_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
-_SCALARS = (bool, int, float, datetime, date, time, timedelta, Decimal, type(None))
-# Bounds that keep the overview of one pair to a few hundred bytes, whatever the pair holds.
-_MAX_TEXT = 200
-_MAX_ITEMS = 32
-_MAX_DEPTH = 2
-
-
-def _small(value: Any) -> bool:
-    return isinstance(value, _SCALARS) or (isinstance(value, str) and len(value) <= _MAX_TEXT)
-
-
-def _overview(value: Any, depth: int = 0) -> Any:
-    """A few bytes that describe one value of a pair's state, without its bulk data.
-
-    Scalars and short strings are kept; short lists, tuples and sets of those too; dicts are
-    described key by key (two levels deep); pandas objects become type, shape, first and last
-    index label and (Series) last value; numpy arrays type and shape; anything else its type
-    name and length. Duck-typed so that pandas is never imported here.
-    """
-    if _small(value):
-        return value
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        return value.item()  # a numpy scalar
-    if isinstance(value, list | tuple | set | frozenset):
-        if len(value) <= _MAX_ITEMS and all(_small(v) for v in value):
-            return value
-        return {"type": type(value).__name__, "length": len(value)}
-    if isinstance(value, Mapping):
-        if depth < _MAX_DEPTH and len(value) <= _MAX_ITEMS:
-            return {k: _overview(v, depth + 1) for k, v in value.items() if isinstance(k, str)}
-        return {"type": type(value).__name__, "length": len(value)}
-    shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple):
-        out: dict[str, Any] = {"type": type(value).__name__, "shape": tuple(int(n) for n in shape)}
-        index = getattr(value, "index", None)
-        if index is not None and hasattr(index, "__len__") and len(index):
-            out["start"] = index[0]
-            out["end"] = index[-1]
-            if getattr(value, "ndim", 0) == 1:
-                last = value.iloc[-1]
-                try:
-                    last = last.item() if hasattr(last, "item") else last
-                except (TypeError, ValueError):  # e.g. an array element: not a scalar
-                    last = None
-                if isinstance(last, _SCALARS):
-                    out["last"] = last
-        return out
-    out = {"type": type(value).__name__}
-    if isinstance(value, str | bytes | bytearray):
-        out["length"] = len(value)
-    return out
-
-
-def _pair_overview(pair_state: Any) -> Any:
-    if isinstance(pair_state, Mapping):
-        # Every key of the pair, however many: the summary lists what each pair holds.
-        return {k: _overview(v, 1) for k, v in pair_state.items() if isinstance(k, str)}
-    return _overview(pair_state)
 
 
 class TradingStateManager(StateManager):
@@ -99,7 +35,8 @@ class TradingStateManager(StateManager):
     datetimes and Series restored; the file is rewritten in the new format on the next save.
     """
 
-    kind = "trading"
+    kind = TradingLayout.kind
+    layout_class = TradingLayout
 
     @classmethod
     def from_config(cls, config: Any, lock: Any = None, **options: Any) -> TradingStateManager:
@@ -126,23 +63,6 @@ class TradingStateManager(StateManager):
         elif not isinstance(config, Mapping) and hasattr(config, "compression"):
             options.setdefault("compression", config.compression)
         return cls(url, lock, **options)
-
-    # ------------------------------------------------------------------ sections
-
-    def _split(self, state: dict[str, Any]) -> tuple[Any, list[Any]]:
-        pair_states = state.get("pair_states")
-        if not isinstance(pair_states, dict):
-            return super()._split(state)
-        parts: list[Any] = []
-        refs: dict[Any, SectionRef] = {}
-        overview: dict[Any, Any] = {}
-        for pair, pair_state in pair_states.items():
-            parts.append(pair_state)
-            refs[pair] = SectionRef(len(parts))
-            overview[pair] = _pair_overview(pair_state)
-        root_state = dict(state)
-        root_state["pair_states"] = refs
-        return {"state": root_state, "pairs": overview}, parts
 
     # ------------------------------------------------------------------ trading API
 
@@ -213,7 +133,7 @@ class TradingStateManager(StateManager):
         ``pairs`` ({pair: overview}), ``generation``, ``last_modified``. A legacy JSON file has
         no sections, so its summary reads the whole file (generation 0).
         """
-        with self._lock:
+        with self.lock:
             for attempt in range(3):
                 opened = self._open_reader()
                 if opened is None:
@@ -222,11 +142,11 @@ class TradingStateManager(StateManager):
                 if reader is None:
                     return self._legacy_summary(info)
                 try:
-                    root = self._load_root(reader)
+                    root = self.layers.codec.layout.root(reader)
                 except CorruptStateError:
                     # The ranged reads may straddle a replace by another writer: if the object
                     # changed underneath, read the new one; if not, the damage is real.
-                    if attempt == 2 or self._store.info() == info:
+                    if attempt == 2 or self.store.info() == info:
                         raise
                     continue
                 return self._summary(root, reader.header.generation, info)
@@ -240,7 +160,7 @@ class TradingStateManager(StateManager):
         if pairs is None:  # written by a plain StateManager: derive from what is at hand
             pair_states = state.get("pair_states")
             pairs = (
-                {p: _pair_overview(v) for p, v in pair_states.items()}
+                {p: pair_overview(v) for p, v in pair_states.items()}
                 if isinstance(pair_states, dict)
                 else {}
             )
@@ -253,13 +173,13 @@ class TradingStateManager(StateManager):
         }
 
     def _legacy_summary(self, info: ObjectInfo) -> dict[str, Any]:
-        data, info = self._store.read()
-        state, generation = self._decode(data)
+        data, info = self.store.read()
+        state, generation = self.layers.codec.decode(data)
         pair_states = state.get("pair_states")
         root = {
             "state": state,
             "pairs": (
-                {p: _pair_overview(v) for p, v in pair_states.items()}
+                {p: pair_overview(v) for p, v in pair_states.items()}
                 if isinstance(pair_states, dict)
                 else {}
             ),
@@ -272,12 +192,13 @@ class TradingStateManager(StateManager):
         ``None`` when nothing is stored; ``(None, info)`` when the object is not a statevault
         frame (legacy JSON, or not ours: ``load()`` says which).
         """
-        info = self._store.info()
+        frames = self.layers.frames
+        info = frames.store.info()
         if info is None:
             return None
-        if self._store.read_range(0, len(MAGIC)) != MAGIC:
+        if frames.store.read_range(0, len(MAGIC)) != MAGIC:
             return None, info
-        return self._ranged_reader(self._store, info)
+        return frames.ranged_reader(info)
 
     def load_pair_state(self, pair: str) -> Any:
         """Load one pair's state, reading only the header, the root and that pair's section.
@@ -285,7 +206,7 @@ class TradingStateManager(StateManager):
         Raises ``KeyError`` if the state has no such pair, ``StateNotFoundError`` when nothing
         is stored, and like ``load()`` otherwise. A legacy JSON file is read whole.
         """
-        with self._lock:
+        with self.lock:
             opened = self._open_reader()
             if opened is None:
                 raise StateNotFoundError(f"no state at {self.url}: save one first")
@@ -295,53 +216,13 @@ class TradingStateManager(StateManager):
                 if isinstance(legacy_pairs, dict) and pair in legacy_pairs:
                     return legacy_pairs[pair]
                 raise KeyError(pair)
-            root = self._load_root(reader)
+            layout = self.layers.codec.layout
+            root = layout.root(reader)
             state = root.get("state") if isinstance(root, dict) else None
             if not isinstance(state, dict):
                 raise CorruptStateError(f"{self.url} holds no state in its root section")
             pair_states = state.get("pair_states")
             if not isinstance(pair_states, dict) or pair not in pair_states:
                 raise KeyError(pair)
-            return self._resolve(pair_states[pair], reader)
-
-    # ------------------------------------------------------------------ legacy JSON
-
-    def _from_legacy(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Restore what the spec's "Before" code flattened: ISO datetimes and Series dicts."""
-        return {k: _restore_legacy(v) for k, v in obj.items()}
-
-
-def _restore_legacy(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) in ({"index", "values"}, {"index", "values", "name"}):
-            return _legacy_series(value)
-        return {k: _restore_legacy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_legacy(v) for v in value]
-    if isinstance(value, str) and _ISO_DATETIME.match(value):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _legacy_series(value: dict[str, Any]) -> Any:
-    import pandas as pd  # only legacy files with Series need pandas
-
-    index_values = value["index"]
-    index: Any = pd.Index(index_values)
-    if index_values and all(isinstance(v, str) and _ISO_DATETIME.match(v) for v in index_values):
-        stamps = [pd.Timestamp(v) for v in index_values]
-        aware = {t.tzinfo is not None for t in stamps}
-        if aware == {False}:
-            index = pd.DatetimeIndex(stamps)
-        elif aware == {True}:
-            try:
-                index = pd.DatetimeIndex(stamps)
-            except (TypeError, ValueError):
-                # Several UTC offsets in one index (a broker clock across a DST change): one
-                # index holds one time zone, so keep the instants, in UTC.
-                index = pd.to_datetime(index_values, utc=True)
-        # else: naive and offset stamps mixed; no index type holds both, so keep the text.
-    return pd.Series(value["values"], index=index, name=value.get("name"))
+            path = state_path("pair_states", pair)
+            return layout.resolve(pair_states[pair], reader, self.url, path)

@@ -1,0 +1,350 @@
+"""The commands of ``statevault``: each reads through ``statevault.open_state`` only.
+
+A command takes the parsed arguments, prints its result and returns the exit status; errors
+propagate to ``main`` (``statevault.cli``), which prints one line and maps them to a status.
+Nothing here reads a private name of the library: the inspection API is the whole interface
+(``restore`` writes through the public ``StateManager.restore``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..errors import CorruptStateError, StateError, StateNotFoundError
+from ..inspection import KeepVersionsMismatch, StateView, VersionNotRetained, open_state
+from ..layers import NoSuchName, looks_trading
+from ..manager import StateManager
+from ..trading import TradingStateManager
+from .parser import EXIT_OK, UsageError
+from .render import human_size, render, render_entry, to_json
+
+__all__ = ["COMMANDS", "storage_options"]
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-options`` or ``STATEVAULT_STORAGE_OPTIONS`` as a dict (``UsageError``)."""
+    raw = args.storage_options
+    source = "--storage-options"
+    if raw is None:
+        raw = os.environ.get("STATEVAULT_STORAGE_OPTIONS", "")
+        source = "STATEVAULT_STORAGE_OPTIONS"
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as e:
+        raise UsageError(f"{source} is not valid JSON: give a JSON object ({e})") from e
+    if not isinstance(parsed, dict):
+        raise UsageError(f"{source} must be a JSON object, like '{{\"anon\": true}}'")
+    return parsed
+
+
+def _manager_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for a manager; with no key flags the manager reads STATEVAULT_KEY."""
+    options: dict[str, Any] = {"storage_options": storage_options(args)}
+    if args.key:
+        options["encryption_key"] = list(args.key)
+    if args.key_file:
+        options["key_file"] = args.key_file
+    keep = getattr(args, "keep_versions", None)
+    if keep is not None:
+        options["keep_versions"] = keep
+    return options
+
+
+def _view(args: argparse.Namespace) -> StateView:
+    return open_state(args.url, **_manager_options(args))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _section(view: StateView, name: str, version: int | None = None) -> Any:
+    """One top-level key or pair; an unknown name is a usage error listing what there is."""
+    try:
+        return view.section(name, version)
+    except NoSuchName as e:
+        keys = ", ".join(repr(k) for k in e.keys)
+        pair_names = ", ".join(repr(k) for k in e.pairs)
+        raise UsageError(
+            f"no section {name!r}: top-level keys are {keys or 'none'}"
+            + (f"; pairs are {pair_names}" if pair_names else "")
+        ) from None
+
+
+def _print_value(args: argparse.Namespace, value: Any) -> int:
+    if args.json:
+        print(json.dumps(to_json(value), indent=2))
+    else:
+        print("\n".join(render_entry("", args.section, value, 0)))
+    return EXIT_OK
+
+
+# -- retained versions --------------------------------------------------------------------
+
+
+def _check_ring(view: StateView) -> list[dict[str, Any]]:
+    """``view.versions()``; a ``keep_versions`` mismatch is a usage error saying what to do."""
+    try:
+        return view.versions()
+    except KeepVersionsMismatch as e:
+        raise UsageError(
+            f"{e}: give the value the application uses with --keep-versions N"
+        ) from None
+
+
+def _not_retained(view: StateView, version: int, url: str) -> StateError:
+    """The error for a version that cannot be read: no state at all, or not (any more) kept.
+
+    Raises ``UsageError`` instead when the cause is a ``--keep-versions`` mismatch.
+    """
+    versions = _check_ring(view)
+    if not versions and not view.exists():
+        return StateNotFoundError(f"No state is stored at {view.url}: check the URL.")
+    kept = ", ".join(str(v["generation"]) for v in versions) or "none"
+    return StateNotFoundError(
+        f"version {version} of {view.url} is not retained (retained: {kept}): run "
+        f"`statevault history {url}` to see the versions kept"
+    )
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def _describe(view: StateView) -> dict[str, Any]:
+    """``get_state_info()`` plus ``format``; raises the header's error for a bad object."""
+    info = view.info()
+    if not info["exists"]:
+        raise StateNotFoundError(f"No state is stored at {view.url}: check the URL.")
+    if info["readable"]:
+        info["format"] = f"statevault frame, format version {info['format_version']}"
+        return info
+    legacy = view.json_document()  # raises the precise error: not a state file, truncated, ...
+    if legacy is None:
+        raise CorruptStateError(f"{view.url}: {info.get('error', 'the header cannot be read')}")
+    info.pop("error", None)
+    info["format"] = "plain JSON (not converted yet: the next save writes a statevault frame)"
+    info["kind"] = "trading" if looks_trading(legacy) else "json"
+    info["sections"] = len(legacy)
+    return info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``statevault info URL``: what the header and the storage say; nothing is decoded."""
+    info = _describe(_view(args))
+    if args.json:
+        print(json.dumps(to_json(info), indent=2))
+        return EXIT_OK
+    modified = info["last_modified"]
+    created = info.get("created")
+    transforms = ", ".join(info["transforms"]) or "none"
+    rows = [
+        ("url", info["url"]),
+        ("format", info["format"]),
+        ("kind", info.get("kind") or "-"),
+        ("size", human_size(info["size"])),
+        ("generation", info["generation"] if info["generation"] is not None else "-"),
+        ("transforms", transforms + ("  (encrypted)" if info.get("encrypted") else "")),
+        ("sections", info["sections"]),
+        ("created", created.isoformat(sep=" ", timespec="seconds") if created else "-"),
+        ("last modified", modified.isoformat(sep=" ", timespec="seconds") if modified else "-"),
+        (
+            "storage",
+            f"{info['protocol']} (atomic replace: {'yes' if info['atomic'] else 'no'}, "
+            f"conditional writes: {'yes' if info['conditional_writes'] else 'no'})",
+        ),
+    ]
+    for name, value in rows:
+        print(f"{name + ':':<15}{value}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``statevault show URL``: the state (or one section) for a person, or as JSON."""
+    view = _view(args)
+    if args.at_version is not None:
+        return _show_version(args, view, args.at_version)
+    if args.section is not None:
+        return _print_value(args, _section(view, args.section))
+    doc = view.read()
+    if args.json:
+        print(json.dumps(to_json(doc.state), indent=2))
+        return EXIT_OK
+    if doc.header is None:
+        fmt = "plain JSON (trading state)" if doc.trading else "plain JSON"
+    else:
+        fmt = f"statevault frame v{doc.header.version}"
+    print(f"# {view.url}  ({fmt})")
+    print("\n".join(render(doc.state)))
+    return EXIT_OK
+
+
+def _show_version(args: argparse.Namespace, view: StateView, version: int) -> int:
+    """``show --version V``: like ``show``, from the retained copy of generation ``V``.
+
+    As for the current state, nothing is migrated and nothing is written; ``--section`` reads
+    the header, the root and the value's own sections of the copy with ranged reads.
+    """
+    try:
+        if args.section is not None:
+            return _print_value(args, _section(view, args.section, version))
+        doc = view.load(version)
+    except VersionNotRetained as e:
+        raise _not_retained(view, version, args.url) from e
+    if args.json:
+        print(json.dumps(to_json(doc.state), indent=2))
+        return EXIT_OK
+    assert doc.header is not None
+    print(f"# {view.url}  (retained version {version}, statevault frame v{doc.header.version})")
+    print("\n".join(render(doc.state)))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``statevault history URL``: the retained versions, newest first; nothing is decoded."""
+    view = _view(args)
+    exists = view.exists()  # asked first: a storage failure is exit 10, not []
+    versions = _check_ring(view)
+    if not versions and not exists:
+        raise StateNotFoundError(f"No state is stored at {view.url}: check the URL.")
+    current = view.current_generation()
+    keep = view.keep_versions
+    if args.json:
+        out = {
+            "url": view.url,
+            "keep_versions": keep,
+            "current_generation": current,
+            "versions": versions,
+        }
+        print(json.dumps(to_json(out), indent=2))
+        return EXIT_OK
+    if not versions:
+        print(
+            f"no retained versions of {view.url}: it was saved with keep_versions=0, or before "
+            "statevault kept versions"
+        )
+        return EXIT_OK
+    rows = [
+        (
+            str(v["generation"]),
+            v["created"].isoformat(sep=" ", timespec="seconds"),
+            f"{v['size']:,} bytes",
+            "current" if v["current"] else "",
+        )
+        for v in versions
+    ]
+    width = [max(len(title), *(len(r[i]) for r in rows)) for i, title in enumerate(_COLUMNS)]
+    count = f"{len(versions)} retained version{'s' if len(versions) != 1 else ''}"
+    print(f"# {view.url}: {count} (keep_versions={keep})")
+    print(f"{_COLUMNS[0]:>{width[0]}}  {_COLUMNS[1]:<{width[1]}}  {_COLUMNS[2]}")
+    for generation, created, size, marker in rows:
+        line = f"{generation:>{width[0]}}  {created:<{width[1]}}  {size:>{width[2]}}  {marker}"
+        print(line.rstrip())
+    if current is not None and not any(v["current"] for v in versions):
+        print(f"(the current state, generation {current}, has no retained copy)")
+    print(f"restore one with: statevault restore {args.url} GENERATION")
+    return EXIT_OK
+
+
+_COLUMNS = ("generation", "created (UTC)", "size")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``statevault restore URL VERSION``: make a retained version current, as a new save.
+
+    The copy is re-saved as its writer wrote it: same manager kind, schema version (so the
+    application's migrations do not run again) and compression; encrypted with the first
+    given key, if any. No local spool: the restore is written to the URL or fails. The
+    application's manager gets ``ConflictError`` on its next save (it must load again).
+    """
+    probe = _view(args)
+    _check_ring(probe)  # before writing: a copy in the wrong slot would evict a kept version
+    try:
+        header = probe.header(args.version)
+    except VersionNotRetained as e:
+        raise _not_retained(probe, args.version, args.url) from e
+    schema = header.meta.get("schema_version", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise CorruptStateError(
+            f"version {args.version} of {probe.url} has schema_version {schema!r}, not an int"
+        )
+    cls = (
+        TradingStateManager if header.meta.get("kind") == TradingStateManager.kind else StateManager
+    )
+    zstd = any(t.get("name") == "zstd" for t in header.transforms)
+    mgr = cls(
+        args.url,
+        spool_dir=False,
+        schema_version=schema,
+        compression="zstd" if zstd else None,
+        **_manager_options(args),
+    )
+    try:
+        generation = mgr.restore(args.version)
+    except StateNotFoundError as e:  # pruned by a save between the lookup and the read
+        raise _not_retained(probe, args.version, args.url) from e
+    print(f"restored version {args.version} of {mgr.url} as generation {generation}")
+    return EXIT_OK
+
+
+def _count(obj: Any) -> int:
+    if isinstance(obj, dict):
+        return 1 + sum(_count(v) for v in obj.values())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return 1 + sum(_count(v) for v in obj)
+    return 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``statevault verify URL``: read everything, check every checksum, decode every value."""
+    view = _view(args)
+    doc = view.verify()
+    state = doc.state
+    if doc.header is None:
+        print(
+            f"OK {view.url}: plain JSON, {len(state)} top-level keys, {_count(state):,} "
+            "values parse; it has no checksums (the next save writes a statevault frame "
+            "that has)"
+        )
+        return EXIT_OK
+    sections = len(doc.header.sections)
+    print(
+        f"OK {view.url}: generation {doc.header.generation}, {sections} section"
+        f"{'s' if sections != 1 else ''}, {doc.size:,} bytes; every checksum matches and "
+        f"all {_count(state):,} values decode"
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``statevault demo``: the simulated trader that is killed half-way and resumes."""
+    from ..demo import DemoConfig, run_demo  # only this command needs the demo
+
+    try:
+        config = DemoConfig(bars=args.bars, seed=args.seed, pairs=args.pairs)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return run_demo(
+        args.url,
+        config,
+        storage_options=storage_options(args),
+        encryption_key=args.key,
+        key_file=args.key_file,
+        in_process=args.in_process,
+    )
+
+
+COMMANDS = {
+    "info": cmd_info,
+    "show": cmd_show,
+    "verify": cmd_verify,
+    "history": cmd_history,
+    "restore": cmd_restore,
+    "demo": cmd_demo,
+}

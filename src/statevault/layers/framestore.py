@@ -1,0 +1,136 @@
+"""The frame store: a ``Store`` that speaks frames (the innermost layer).
+
+It adds to a byte store the frame's transforms and the keyring: the header of a stored object
+(ranged reads, nothing decoded), a lazy section reader, a reader over bytes in memory, building
+a frame from encoded sections, and a write with an expectation (the store's compare-and-swap).
+It holds no state of its own beyond its configuration, so one frame store can be pointed at
+another object with the same transforms and keys (``on()``: a version slot, the spool file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import StateNotFoundError
+from ..frame import FrameHeader, FrameReader, build_frame
+from ..keys import Keyring
+from ..storage import ANY, ObjectInfo, Store
+from ..transforms import Buffer, Transform, TransformRegistry
+
+__all__ = ["FrameStore", "frame_prefix"]
+
+
+def frame_prefix(chunks: Sequence[Any], size: int = 4096) -> bytes:
+    """The first ``size`` bytes of a frame given as chunks (header, generation, created: unique)."""
+    out = bytearray()
+    for chunk in chunks:
+        out += memoryview(chunk).cast("B")[: size - len(out)]
+        if len(out) >= size:
+            break
+    return bytes(out)
+
+
+class FrameStore:
+    """Frames in one ``Store``: read with the registry and keyring, write with the save stack.
+
+    ``write_transforms`` builds the transform stack of a save (the manager's configuration:
+    compression, extra transforms, encryption); it is called on every build so a change of
+    configuration or registry takes effect at the next save. Reading never uses it: a frame
+    is read with whatever transforms its header names.
+    """
+
+    __slots__ = ("keyring", "registry", "store", "write_transforms")
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: TransformRegistry,
+        keyring: Keyring | None,
+        write_transforms: Callable[[], list[Transform]],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.keyring = keyring
+        self.write_transforms = write_transforms
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def on(self, store: Store) -> FrameStore:
+        """The same transforms and keys over another object (a version slot, the spool)."""
+        return FrameStore(
+            store,
+            registry=self.registry,
+            keyring=self.keyring,
+            write_transforms=self.write_transforms,
+        )
+
+    # -- reading
+
+    def reader(self, data: Any) -> FrameReader:
+        """A reader over a whole frame in memory (sections are zero-copy slices of ``data``)."""
+        return FrameReader.from_bytes(data, transforms=self.registry, keyring=self.keyring)
+
+    def ranged_reader(self, info: ObjectInfo | None = None) -> tuple[FrameReader, ObjectInfo]:
+        """A reader that fetches the header now and each section on demand (ranged reads).
+
+        ``StateNotFoundError`` when nothing is stored; pass ``info`` if already known.
+        """
+        info = self.store.info() if info is None else info
+        if info is None:
+            raise StateNotFoundError(f"no state at {self.store.url}")
+        reader = FrameReader(
+            self.store.read_range, size=info.size, transforms=self.registry, keyring=self.keyring
+        )
+        return reader, info
+
+    def header(self) -> FrameHeader:
+        """The frame header of the stored object, by ranged reads (no section is read)."""
+        return self.ranged_reader()[0].header
+
+    def header_of(self, store: Store) -> FrameHeader:
+        """The header of another object read with these transforms (``History`` takes this)."""
+        return self.on(store).header()
+
+    def read(self) -> tuple[Any, ObjectInfo]:
+        """The whole stored object (``StateNotFoundError`` when there is none)."""
+        return self.store.read()
+
+    # -- writing
+
+    def build(
+        self,
+        sections: Sequence[Sequence[Buffer]],
+        *,
+        generation: int,
+        meta: dict[str, Any],
+        created: float | None = None,
+    ) -> list[Buffer]:
+        """The frame of ``sections`` as chunks, through the save stack (no I/O)."""
+        return build_frame(
+            sections,
+            transforms=self.write_transforms(),
+            generation=generation,
+            meta=meta,
+            created=created,
+        )
+
+    def write(self, chunks: Sequence[Buffer], expect: object) -> ObjectInfo:
+        """Replace the object atomically if it still matches ``expect``, else ``ConflictError``."""
+        return self.store.write(chunks, expect=expect)
+
+    def rewrite(self, store: Store) -> None:
+        """Rewrite the frame stored in ``store`` with the save stack; contents, generation,
+        meta and creation time kept (key rotation re-encrypts retained versions with it)."""
+        frames = self.on(store)
+        data, _ = frames.read()
+        reader = frames.reader(data)
+        header = reader.header
+        sections = [[reader.section(i)] for i in range(len(header.sections))]
+        chunks = frames.build(
+            sections, generation=header.generation, meta=header.meta, created=header.created
+        )
+        frames.write(chunks, ANY)
