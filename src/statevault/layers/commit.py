@@ -193,7 +193,12 @@ class Commit:
         return Pending(self._frame(snapshot, generation), generation, None)
 
     def _frame(self, snapshot: Snapshot, generation: int) -> list[Buffer]:
-        return self.frames.build(snapshot.sections, generation=generation, meta=snapshot.meta)
+        return self.frames.build(
+            snapshot.sections,
+            generation=generation,
+            meta=snapshot.meta,
+            transforms=snapshot.transforms,
+        )
 
     def write(self, pending: Pending) -> ObjectInfo:
         """Write a prepared frame; observe it. Raises ``ConflictError`` or ``StorageError``.

@@ -108,11 +108,13 @@ class FrameStore:
         generation: int,
         meta: dict[str, Any],
         created: float | None = None,
+        transforms: Sequence[Transform] | None = None,
     ) -> list[Buffer]:
-        """The frame of ``sections`` as chunks, through the save stack (no I/O)."""
+        """The frame of ``sections`` as chunks, through ``transforms`` (default: the save
+        stack now); no I/O."""
         return build_frame(
             sections,
-            transforms=self.write_transforms(),
+            transforms=self.write_transforms() if transforms is None else transforms,
             generation=generation,
             meta=meta,
             created=created,

@@ -18,7 +18,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import CorruptStateError
 from ..migrations import Migrations
-from ..transforms import Buffer
+from ..transforms import Buffer, Transform
 from .framestore import FrameStore
 from .layout import Layout
 from .legacy import is_frame, parse_json
@@ -30,7 +30,9 @@ log = logging.getLogger("statevault")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An encoded state, ready to frame: section payloads (root first) and the frame's meta.
+    """An encoded state, ready to frame: section payloads (root first), the frame's meta and
+    the transform stack of the save (built at encode time, so a bad transform or key fails
+    before any I/O).
 
     The chunks may share memory with the state's objects (numpy arrays are not copied): commit
     it before mutating them, or copy first.
@@ -38,6 +40,7 @@ class Snapshot:
 
     sections: list[list[Buffer]]
     meta: dict[str, Any]
+    transforms: list[Transform]
 
 
 class StateCodec:
@@ -73,7 +76,8 @@ class StateCodec:
 
     def encode(self, state: dict[str, Any]) -> Snapshot:
         """Encode ``state`` (no I/O); raises ``SerializationError`` naming the value's path."""
-        return Snapshot(self.layout.encode(state), self.meta())
+        sections = self.layout.encode(state)
+        return Snapshot(sections, self.meta(), self.frames.write_transforms())
 
     def decode(self, data: Any) -> tuple[dict[str, Any], int]:
         """Decode a stored object (frame or legacy JSON), migrated to this schema version.
