@@ -45,6 +45,7 @@ from .history import SIDECAR
 from .manager import StateManager
 from .storage import Store
 from .trading import TradingStateManager
+from .transforms import TransformRegistry
 
 __all__ = ["EXIT_CODES", "exit_code", "main", "to_json"]
 
@@ -747,12 +748,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     cls = (
         TradingStateManager if header.meta.get("kind") == TradingStateManager.kind else StateManager
     )
-    zstd = any(t.get("name") == "zstd" for t in header.transforms)
+    names = [str(t.get("name")) for t in header.transforms]
+    compressor = next((n for n in names if _compresses(probe.transform_registry, n)), None)
     mgr = cls(
         args.url,
         spool_dir=False,
         schema_version=schema,
-        compression="zstd" if zstd else None,
+        compression=compressor,
         **_manager_options(args),
     )
     try:
@@ -761,6 +763,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise _not_retained(mgr, args.version, args.url) from e
     print(f"restored version {args.version} of {mgr.url} as generation {generation}")
     return EXIT_OK
+
+
+def _compresses(registry: TransformRegistry, name: str) -> bool:
+    props = registry.properties(name)
+    return props is not None and props.compresses
 
 
 def _count(obj: Any) -> int:

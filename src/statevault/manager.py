@@ -44,11 +44,17 @@ from .frame import (
     parse_header,
 )
 from .history import History
-from .keys import Keyring, resolve_keyring
+from .keys import Keyring, SigningKeyring, resolve_keyring
 from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import ANY, ObjectInfo, Store, open_store
-from .transforms import Transform, TransformRegistry, default_transforms, fernet, zstd
+from .transforms import (
+    DEFAULT_MAX_STATE_BYTES,
+    Transform,
+    TransformConfig,
+    TransformRegistry,
+    default_transforms,
+)
 from .validation import Validator, make_validator
 
 __all__ = ["SectionRef", "StateManager"]
@@ -108,6 +114,10 @@ class _Reentrant:
             self._inner.__exit__(None, None, None)
 
 
+def _signing_keys(key: str | bytes | Sequence[str | bytes] | SigningKeyring | None) -> Any:
+    return key if key is None or isinstance(key, SigningKeyring) else SigningKeyring(key)
+
+
 class SectionRef:
     """A placeholder in the root section for a value stored in section ``index`` of the frame."""
 
@@ -144,12 +154,15 @@ class StateManager:
     your own to share it with other components (spec: "Thread Safety"). The default is an
     ``RLock``; if you pass a plain ``threading.Lock``, do not call the manager while holding it.
 
-    Transforms, applied on save in this order: ``compression`` (``"zstd"`` by default at
-    ``compression_level`` 3, ``None`` for none), then the extra ``transforms`` (``Transform``
-    objects or names registered with ``register_transform``), then Fernet encryption when a key
-    is configured (``encryption_key``: one key or a list, newest first; else ``key_file``; else
-    the ``STATEVAULT_KEY`` environment variable). Loading undoes whatever the stored frame says,
-    whatever this manager is configured with.
+    Transforms, applied on save in this order: ``compression`` (any registered compressor;
+    ``"zstd"`` by default at its default ``compression_level``, ``None`` for none), then the
+    extra ``transforms`` (``Transform`` objects or names registered with
+    ``register_transform``), then an HMAC-SHA256 signature when ``signing_key`` is given (one
+    secret or a list, newest first; loads then refuse unsigned or edited states), then Fernet
+    encryption when a key is configured (``encryption_key``: one key or a list, newest first;
+    else ``key_file``; else the ``STATEVAULT_KEY`` environment variable). Loading undoes
+    whatever the stored frame says, whatever this manager is configured with.
+    ``max_state_bytes`` bounds what one section may decode to on load (and encode to on save).
 
     ``on_conflict="raise"`` (default) makes ``save()`` raise ``ConflictError`` when another writer
     replaced the state since this manager last loaded or saved it; ``"overwrite"`` replaces it
@@ -183,8 +196,8 @@ class StateManager:
         lock: _LockLike | None = None,
         *,
         storage_options: Mapping[str, Any] | None = None,
-        compression: Literal["zstd"] | None = "zstd",
-        compression_level: int = 3,
+        compression: str | None = "zstd",
+        compression_level: int | None = None,
         encryption_key: str | bytes | Sequence[str | bytes] | Keyring | None = None,
         key_file: str | os.PathLike[str] | None = None,
         transforms: Sequence[Transform | str] = (),
@@ -194,9 +207,9 @@ class StateManager:
         keep_versions: int = 3,
         schema_version: int = 1,
         validator: Any = None,
+        signing_key: str | bytes | Sequence[str | bytes] | SigningKeyring | None = None,
+        max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
     ) -> None:
-        if compression not in ("zstd", None):
-            raise ValueError(f"compression must be 'zstd' or None, not {compression!r}")
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
         self._lock = _Reentrant(threading.Lock() if lock is None else lock)
@@ -204,12 +217,16 @@ class StateManager:
         self.registry: TypeRegistry = (registry or default_registry).child()
         self.transform_registry: TransformRegistry = default_transforms.child()
         self._keyring: Keyring | None = resolve_keyring(encryption_key, key_file=key_file)
-        self._compression = compression
-        self._compression_level = compression_level
-        self._extra_transforms: tuple[Transform | str, ...] = tuple(transforms)
+        self._transform_config = TransformConfig(
+            self.transform_registry,
+            compression,
+            compression_level,
+            tuple(transforms),
+            self._keyring,
+            _signing_keys(signing_key),
+            max_state_bytes,
+        )
         self.on_conflict: OnConflict = on_conflict
-        if compression == "zstd":
-            zstd(compression_level)  # a bad level is a ValueError here, not on every save
         self._codec = Codec(self.registry)
         # The root codec knows the private SectionRef type on top of the user's registry, so
         # only the root section can refer to other sections.
@@ -332,22 +349,10 @@ class StateManager:
     # ------------------------------------------------------------------ transforms
 
     def _write_transforms(self) -> list[Transform]:
-        out: list[Transform] = []
-        if self._compression == "zstd":
-            out.append(zstd(self._compression_level))
-        for extra in self._extra_transforms:
-            if isinstance(extra, str):
-                out.append(self.transform_registry.build(extra, {}, self._keyring))
-            else:
-                out.append(extra)
-        if self._keyring is not None:
-            out.append(fernet(self._keyring))
-        return out
+        return self._transform_config.write_transforms()
 
     def _reader(self, data: Any) -> FrameReader:
-        return FrameReader.from_bytes(
-            data, transforms=self.transform_registry, keyring=self._keyring
-        )
+        return FrameReader.from_bytes(data, **self._transform_config.reader_options())
 
     # ------------------------------------------------------------------ sections (overridable)
 
@@ -423,6 +428,7 @@ class StateManager:
             # Encode before touching storage: an unsupported value must not cost a request,
             # and nothing is written unless the whole state encodes.
             sections = self._encode(dict(state))
+            self._transform_config.check_sections(sections)
             transforms = self._write_transforms()
             try:
                 expect, generation = self._expectation()
@@ -591,10 +597,7 @@ class StateManager:
         if info is None:
             raise StateNotFoundError(f"no state at {store.url}")
         reader = FrameReader(
-            store.read_range,
-            size=info.size,
-            transforms=self.transform_registry,
-            keyring=self._keyring,
+            store.read_range, size=info.size, **self._transform_config.reader_options()
         )
         return reader, info
 
@@ -982,7 +985,7 @@ class StateManager:
                 generation=header.generation,
                 format_version=header.version,
                 transforms=[t.get("name") for t in header.transforms],
-                encrypted=header.encrypted,
+                encrypted=header.encrypted_with(self.transform_registry),
                 sections=len(header.sections),
                 created=datetime.fromtimestamp(header.created, UTC),
                 kind=header.meta.get("kind"),
