@@ -23,6 +23,7 @@ from .errors import (
     SerializationError,
     StateError,
     StateNotFoundError,
+    StateTooLargeError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -35,7 +36,7 @@ from .errors import (
     ValidationError,
     WrongKeyError,
 )
-from .keys import Keyring, generate_key
+from .keys import Keyring, SigningKeyring, generate_key
 from .manager import StateManager
 from .trading import TradingStateManager
 from .transforms import Transform, TransformRegistry, register_transform
@@ -54,9 +55,11 @@ __all__ = [
     "NotAStateFileError",
     "SchemaVersionError",
     "SerializationError",
+    "SigningKeyring",
     "StateError",
     "StateManager",
     "StateNotFoundError",
+    "StateTooLargeError",
     "StorageError",
     "StoragePermissionError",
     "StorageUnavailableError",

@@ -822,7 +822,8 @@ class StateManager:
 
     def _decode(self, data: Any) -> tuple[dict[str, Any], int]:
         """Decode a stored object (frame or legacy JSON), migrated to this schema version."""
-        if bytes(data[: len(MAGIC)]) != MAGIC:
+        # Plain JSON carries no signature: a manager that requires one never imports it.
+        if bytes(data[: len(MAGIC)]) != MAGIC and not self._transform_config.require_authentication:
             legacy = self._try_legacy(data)
             if legacy is not None:
                 return self._migrate(legacy, 1), 0
