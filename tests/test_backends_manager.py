@@ -187,16 +187,22 @@ RACER = textwrap.dedent(
 )
 
 
-def test_processes_racing_lose_no_acknowledged_save(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("processes", "saves"),
+    [pytest.param(2, 10, id="quick"), pytest.param(4, 25, id="full", marks=pytest.mark.slow)],
+)
+def test_processes_racing_lose_no_acknowledged_save(
+    tmp_path: Path, processes: int, saves: int
+) -> None:
     path = tmp_path / "race.state"
     StateManager(path).save({"entries": []})
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, str(path), f"p{i}", "25"],
+            [sys.executable, "-c", RACER, str(path), f"p{i}", str(saves)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for i in range(4)
+        for i in range(processes)
     ]
     acked: list[str] = []
     deadline = time.monotonic() + 120
@@ -206,5 +212,5 @@ def test_processes_racing_lose_no_acknowledged_save(tmp_path: Path) -> None:
         acked += json.loads(out)
     final = StateManager(path).load()["entries"]
     assert sorted(final) == sorted(acked)  # every acknowledged save is there, exactly once
-    assert len(final) == 100
+    assert len(final) == processes * saves
     assert os.path.getsize(path) > 0
