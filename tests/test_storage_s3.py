@@ -364,3 +364,19 @@ def test_serve_script_prints_working_options_and_stops_on_ctrl_c() -> None:
         out, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
     assert out.strip().endswith("stopped")
+
+
+@pytest.mark.timeout(HANG_GUARD_S)
+def test_generic_store_over_s3fs_reports_an_unreachable_endpoint(closed_port: int) -> None:
+    """A cached s3:// URL goes through GenericStore (which asks the S3 backend's
+    ``classify_error`` about s3fs's errors): an unreachable endpoint is still "unavailable"."""
+    s3 = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
+        "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}},
+    }
+    store = open_store("simplecache::s3://bucket/state.bin", {"s3": s3})
+    assert type(store).__name__ == "GenericStore"
+    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
+        store.info()
