@@ -1,5 +1,11 @@
 """Storage backends for tests: one ``Backend`` per kind, as fixtures any test can reuse.
 
+The registration point for a backend: a ``<name>_backend`` fixture returning a
+``statevault.testing.Backend`` (with ``get_raw``/``put_raw``/``delete_raw`` reaching the
+backend directly), its name in ``BACKEND_NAMES`` (marks in ``BACKEND_MARKS``), a
+``<Name>Fixtures`` mixin, the fixture's name in conftest.py, and one line per suite in
+test_storage.py and test_backends_manager.py.
+
 Four backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
 around each test), ``s3://`` against an in-process moto server (started once per session
 on a free 127.0.0.1 port, reset per test) and ``dir://`` (fsspec's DirFileSystem over a
@@ -24,34 +30,56 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from statevault.storage import Store, open_store
+from statevault.testing import Backend, LocalBackend
 
 BACKEND_NAMES = ("local", "memory", "s3", "generic")
+#: Marks per backend (a backend that needs a server gets its own marker).
+BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"s3": [pytest.mark.s3]}
 S3_BUCKET = "statevault-test"
 
 _REQUEST_LINE = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours non-200 lines
 
 
-@dataclass
-class Backend:
-    """Where one backend's test objects live: ``url(name)`` and ``open(name)``."""
+class S3Backend(Backend):
+    """A prefix in the moto bucket; raw access through a plain botocore client, not s3fs."""
 
-    name: str
-    base: str  # URL or path prefix; object names are appended
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, server: MotoS3, prefix: str) -> None:
+        super().__init__("s3", f"s3://{S3_BUCKET}/{prefix}", dict(server.storage_options))
+        self._server = server
 
-    def url(self, name: str = "state.bin") -> str:
-        return self.base + name
+    def _key(self, name: str) -> str:
+        return self.url(name).removeprefix(f"s3://{S3_BUCKET}/")
 
-    def open(self, name: str = "state.bin") -> Store:
-        return open_store(self.url(name), self.storage_options or None)
+    def get_raw(self, name: str = "state.bin") -> bytes | None:
+        client = self._server.client()
+        try:
+            response = client.get_object(Bucket=S3_BUCKET, Key=self._key(name))
+            data: bytes = response["Body"].read()
+            return data
+        except client.exceptions.NoSuchKey:
+            return None
+        finally:
+            client.close()
+
+    def put_raw(self, name: str, data: bytes) -> None:
+        client = self._server.client()
+        try:
+            client.put_object(Bucket=S3_BUCKET, Key=self._key(name), Body=data)
+        finally:
+            client.close()
+
+    def delete_raw(self, name: str = "state.bin") -> None:
+        client = self._server.client()
+        try:
+            client.delete_object(Bucket=S3_BUCKET, Key=self._key(name))
+        finally:
+            client.close()
 
 
 class _RequestLog(logging.Handler):
@@ -169,7 +197,7 @@ def clean_memory() -> Iterator[None]:
 
 @pytest.fixture
 def local_backend(tmp_path: Any) -> Backend:
-    return Backend("local", f"{tmp_path}/states/")
+    return LocalBackend(tmp_path / "states")
 
 
 @pytest.fixture
@@ -179,9 +207,7 @@ def memory_backend(clean_memory: None) -> Backend:
 
 @pytest.fixture
 def s3_backend(s3_bucket: MotoS3) -> Backend:
-    return Backend(
-        "s3", f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:8]}/", dict(s3_bucket.storage_options)
-    )
+    return S3Backend(s3_bucket, f"{uuid.uuid4().hex[:8]}/")
 
 
 @pytest.fixture
@@ -191,9 +217,7 @@ def generic_backend(tmp_path: Any) -> Backend:
 
 
 @pytest.fixture(
-    params=[
-        pytest.param(name, marks=[pytest.mark.s3] if name == "s3" else []) for name in BACKEND_NAMES
-    ]
+    params=[pytest.param(name, marks=BACKEND_MARKS.get(name, [])) for name in BACKEND_NAMES]
 )
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn."""

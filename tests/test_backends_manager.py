@@ -1,6 +1,7 @@
-"""The manager's behaviour, written once and run on every backend (local, memory, S3, generic).
+"""The manager's behaviour (``statevault.testing.ManagerSuite``) on every backend of the tests.
 
-``class TestS3(ManagerSuite, S3Fixtures): pass`` is all a backend needs to join.
+``class TestS3(FullCorpus, ManagerSuite, S3Fixtures): pass`` is all a backend needs to join;
+``FullCorpus`` swaps the suite's standard-library corpus for statevault's full one.
 """
 
 from __future__ import annotations
@@ -19,19 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 import statevault
 from statevault import (
-    ConflictError,
-    CorruptStateError,
-    MissingKeyError,
     StateManager,
-    StateNotFoundError,
     TradingStateManager,
-    WrongKeyError,
-    generate_key,
 )
+from statevault.testing import ManagerSuite
 
 from backends import (
     Backend,
@@ -42,14 +37,6 @@ from backends import (
     S3Fixtures,
 )
 from strategies import assert_same, values
-
-KEY = generate_key()
-STACKS: dict[str, dict[str, Any]] = {
-    "none": {"compression": None},
-    "zstd": {"compression": "zstd"},
-    "fernet": {"compression": None, "encryption_key": KEY},
-    "zstd+fernet": {"compression": "zstd", "encryption_key": KEY},
-}
 
 
 def rich_state() -> dict[str, Any]:
@@ -67,96 +54,21 @@ def rich_state() -> dict[str, Any]:
     }
 
 
-class ManagerSuite:
-    """Behaviour every backend must show through ``StateManager``."""
+class FullCorpus:
+    """statevault's own corpus on top of the suite's defaults: numpy, pandas, every codec type."""
 
-    def manager(self, backend: Backend, name: str = "s.state", **options: Any) -> StateManager:
-        return StateManager(
-            backend.url(name), storage_options=backend.storage_options or None, **options
-        )
+    def sample_state(self) -> dict[str, Any]:
+        return rich_state()
 
-    @pytest.mark.parametrize("stack", list(STACKS))
-    def test_round_trip_under_every_transform_stack(self, backend: Backend, stack: str) -> None:
-        sm = self.manager(backend, **STACKS[stack])
-        state = rich_state()
-        assert sm.save_state(state)
-        assert_same(self.manager(backend, encryption_key=KEY).load(), state)
-        assert sm.get_state_info()["transforms"] == [t for t in ("zstd", "fernet") if t in stack]
+    def values(self) -> Any:
+        return values(max_leaves=8)
 
-    @pytest.mark.parametrize("stack", list(STACKS))
-    @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(value=values(max_leaves=8))
-    def test_round_trip_property(self, backend: Backend, stack: str, value: Any) -> None:
-        """The codec's whole corpus (any nested value) through every transform stack."""
-        sm = self.manager(
-            backend, "prop.state", on_conflict="overwrite", keep_versions=0, **STACKS[stack]
-        )
-        sm.save({"v": value})
-        assert_same(sm.load()["v"], value)
+    def assert_same(self, a: Any, b: Any) -> None:
+        assert_same(a, b)
 
-    def test_cross_reading_between_configurations(self, backend: Backend) -> None:
-        writer = self.manager(backend, compression="zstd", encryption_key=KEY)
-        writer.save({"x": list(range(50))})
-        plain_reader = self.manager(backend, compression=None, encryption_key=[generate_key(), KEY])
-        assert plain_reader.load() == {"x": list(range(50))}
-
-    def test_exists_info_delete(self, backend: Backend) -> None:
-        sm = self.manager(backend)
-        assert sm.state_exists() is False
-        assert sm.get_state_info()["exists"] is False
-        sm.save({"a": 1})
-        sm.save({"a": 2})
-        info = sm.get_state_info()
-        assert info["exists"] is True
-        assert info["generation"] == 2
-        assert info["size"] > 0
-        assert info["last_modified"].tzinfo is not None
-        assert sm.delete_state() is True
-        assert sm.state_exists() is False
-        with pytest.raises(StateNotFoundError):
-            sm.load()
-
-    def test_key_errors(self, backend: Backend) -> None:
-        self.manager(backend, encryption_key=KEY).save({"secret": 1})
-        with pytest.raises(MissingKeyError):
-            self.manager(backend).load()
-        with pytest.raises(WrongKeyError):
-            self.manager(backend, encryption_key=generate_key()).load()
-
-    def test_damage_is_detected_and_left_in_place(self, backend: Backend) -> None:
-        sm = self.manager(backend, compression=None)
-        sm.save({"a": "x" * 1000})
-        store = sm.store
-        data = bytearray(store.read()[0])
-        data[-10] ^= 0x01
-        store.write([bytes(data)])
-        with pytest.raises(CorruptStateError):
-            self.manager(backend).load()
-        # The forgiving load falls back to the retained copy of that generation, loudly.
-        fallback = self.manager(backend)
-        assert fallback.load_state() == {"a": "x" * 1000}
-        assert fallback.last_load_source == "version 1"
-        assert fallback.get_state_info()["fallback"]["generation"] == 1
-        # Without history there is nothing to fall back to: empty, and said to be a failure.
-        no_history = self.manager(backend, keep_versions=0)
-        assert no_history.load_state() == {}
-        assert no_history.last_load_source == "failed"
-        assert isinstance(no_history.last_load_error, CorruptStateError)
-        assert bytes(store.read()[0]) == bytes(data)  # nothing was "repaired" away
-
-    def test_stale_writer_conflicts(self, backend: Backend) -> None:
-        a, b = self.manager(backend), self.manager(backend)
-        a.save({"who": "a"})
-        b.load()
-        a.save({"who": "a", "n": 2})
-        with pytest.raises(ConflictError) as ei:
-            b.save({"who": "b"})
-        assert (ei.value.expected, ei.value.found) == (1, 2)
-        assert self.manager(backend).load() == {"who": "a", "n": 2}
-
-    def test_trading_summary_and_full_load(self, backend: Backend) -> None:
+    def test_trading_summary_with_pandas(self, backend: Backend) -> None:
         tsm = TradingStateManager(
-            backend.url("t.state"), storage_options=backend.storage_options or None
+            backend.url("tp.state"), storage_options=backend.storage_options or None
         )
         idx = pd.date_range("2024-01-01", periods=100, freq="min", tz="UTC")
         pairs = {f"P{i}": {"price1": pd.Series(np.arange(100.0), index=idx)} for i in range(5)}
@@ -167,19 +79,19 @@ class ManagerSuite:
         assert_same(tsm.load_trading_state()["pair_states"], pairs)
 
 
-class TestLocal(ManagerSuite, LocalFixtures):
+class TestLocal(FullCorpus, ManagerSuite, LocalFixtures):
     pass
 
 
-class TestMemory(ManagerSuite, MemoryFixtures):
+class TestMemory(FullCorpus, ManagerSuite, MemoryFixtures):
     pass
 
 
-class TestS3(ManagerSuite, S3Fixtures):
+class TestS3(FullCorpus, ManagerSuite, S3Fixtures):
     pass
 
 
-class TestGeneric(ManagerSuite, GenericFixtures):
+class TestGeneric(FullCorpus, ManagerSuite, GenericFixtures):
     pass
 
 
@@ -275,16 +187,22 @@ RACER = textwrap.dedent(
 )
 
 
-def test_processes_racing_lose_no_acknowledged_save(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("processes", "saves"),
+    [pytest.param(2, 10, id="quick"), pytest.param(4, 25, id="full", marks=pytest.mark.slow)],
+)
+def test_processes_racing_lose_no_acknowledged_save(
+    tmp_path: Path, processes: int, saves: int
+) -> None:
     path = tmp_path / "race.state"
     StateManager(path).save({"entries": []})
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, str(path), f"p{i}", "25"],
+            [sys.executable, "-c", RACER, str(path), f"p{i}", str(saves)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for i in range(4)
+        for i in range(processes)
     ]
     acked: list[str] = []
     deadline = time.monotonic() + 120
@@ -294,5 +212,5 @@ def test_processes_racing_lose_no_acknowledged_save(tmp_path: Path) -> None:
         acked += json.loads(out)
     final = StateManager(path).load()["entries"]
     assert sorted(final) == sorted(acked)  # every acknowledged save is there, exactly once
-    assert len(final) == 100
+    assert len(final) == processes * saves
     assert os.path.getsize(path) > 0

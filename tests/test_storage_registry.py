@@ -200,11 +200,24 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
     ],
 )
 def test_translate_error(exc: BaseException, expected: type[StorageError]) -> None:
-    err = translate_error(exc, url="s3://b/k", action="saving")
+    # S3's codes and botocore's exception types are the S3 backend's knowledge, passed in.
+    err = translate_error(exc, url="s3://b/k", action="saving", classify=S3Store.classify_error)
     assert type(err) is expected
     assert err.__cause__ is exc
     assert "s3://b/k" in str(err)
     assert "saving" in str(err)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        EndpointConnectionError(endpoint_url="http://x"),
+        ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject"),
+    ],
+)
+def test_backend_knowledge_is_not_in_the_generic_rules(exc: BaseException) -> None:
+    """Without the S3 backend's classifier, S3 codes and botocore types mean nothing special."""
+    assert type(translate_error(exc, url="s3://b/k", action="saving")) is StorageError
 
 
 def test_disk_full_message_says_what_to_do() -> None:

@@ -23,6 +23,7 @@ from .errors import (
     SerializationError,
     StateError,
     StateNotFoundError,
+    StateTooLargeError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -37,7 +38,7 @@ from .errors import (
 )
 from .info import StateInfo
 from .inspection import StateView, open_state
-from .keys import Keyring, generate_key
+from .keys import Keyring, SigningKeyring, generate_key
 from .manager import StateManager
 from .trading import TradingStateManager
 from .transforms import Transform, TransformRegistry, register_transform
@@ -56,10 +57,12 @@ __all__ = [
     "NotAStateFileError",
     "SchemaVersionError",
     "SerializationError",
+    "SigningKeyring",
     "StateError",
     "StateInfo",
     "StateManager",
     "StateNotFoundError",
+    "StateTooLargeError",
     "StateView",
     "StorageError",
     "StoragePermissionError",

@@ -16,7 +16,8 @@ The ladder::
     ├── CorruptStateError           the stored bytes are damaged or not ours
     │   ├── NotAStateFileError      wrong magic: not a statevault file at all
     │   ├── TruncatedStateError     shorter than its own header says
-    │   └── IntegrityError          a checksum does not match
+    │   ├── IntegrityError          a checksum or a signature does not match
+    │   └── StateTooLargeError      loading would allocate more than the sizes justify
     ├── UnsupportedFormatError      written by a newer statevault (format version too high)
     ├── TransformError              a byte transform failed
     │   ├── UnknownTransformError   the frame names a transform that is not registered
@@ -52,6 +53,7 @@ __all__ = [
     "StorageError",
     "StoragePermissionError",
     "StorageUnavailableError",
+    "StateTooLargeError",
     "TransformError",
     "TruncatedStateError",
     "UnknownTransformError",
@@ -114,6 +116,14 @@ class TruncatedStateError(CorruptStateError):
 
 class IntegrityError(CorruptStateError):
     """A checksum or authentication tag does not match: the bytes were changed after writing."""
+
+
+class StateTooLargeError(CorruptStateError):
+    """Loading would take more memory than the stored sizes justify or ``max_state_bytes`` allows.
+
+    Raised before the memory is allocated: a forged frame (a decompression bomb) or a state
+    larger than the reader's limit; raise ``max_state_bytes`` if the state is genuine.
+    """
 
 
 class UnsupportedFormatError(StateError):

@@ -32,6 +32,7 @@ from .errors import (
     NotAStateFileError,
     SerializationError,
     StateError,
+    StateTooLargeError,
     TransformError,
     TruncatedStateError,
     UnsupportedFormatError,
@@ -41,7 +42,6 @@ from .transforms import Buffer, Transform, TransformRegistry, default_transforms
 
 __all__ = [
     "ALIGN",
-    "ENCRYPTING_TRANSFORMS",
     "FORMAT_VERSION",
     "HEADER_PROBE",
     "MAGIC",
@@ -65,8 +65,6 @@ ALIGN: Final = 64
 PREFIX_SIZE: Final = 24
 #: How many leading bytes a reader fetches first; the header of most states fits in it.
 HEADER_PROBE: Final = 64 * 1024
-#: Transform names that encrypt (``FrameHeader.encrypted``).
-ENCRYPTING_TRANSFORMS: Final = frozenset({"fernet"})
 
 _PREFIX: Final = struct.Struct("<8sIIII")  # magic, version, header_len, header_crc, prefix_crc
 _BINDING: Final = struct.Struct("<IIQ16s")  # index, count, generation, header digest
@@ -125,8 +123,17 @@ class FrameHeader:
 
     @property
     def encrypted(self) -> bool:
-        """True if a transform in the stack encrypts (a key is needed to read sections)."""
-        return any(t.get("name") in ENCRYPTING_TRANSFORMS for t in self.transforms)
+        """True if a transform in the stack declares ``encrypts`` (a key is needed to read
+        sections); transforms are looked up in ``default_transforms``."""
+        return self.encrypted_with(default_transforms)
+
+    def encrypted_with(self, registry: TransformRegistry) -> bool:
+        """``encrypted``, with the properties ``registry`` declares (a manager's own)."""
+        for t in self.transforms:
+            props = registry.properties(str(t.get("name")))
+            if props is not None and props.encrypts:
+                return True
+        return False
 
 
 def _align(n: int) -> int:
@@ -275,6 +282,23 @@ def _run(t: Transform, fn: Callable[[Buffer], Buffer], data: Buffer, index: int,
     if isinstance(result, bytes | bytearray):
         return result
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _decode(t: Transform, data: Buffer, index: int, limit: int | None) -> Buffer:
+    """Undo one transform; with a ``limit`` never let its output exceed it."""
+    if limit is None:
+        return _run(t, t.decode, data, index, "decode")
+    bounded = t.decode_bounded
+    if bounded is not None:
+        out = _run(t, lambda d: bounded(d, limit), data, index, "decode")
+    else:
+        out = _run(t, t.decode, data, index, "decode")
+    if _nbytes(out) > limit:
+        raise StateTooLargeError(
+            f"section {index} decodes to {_nbytes(out)} bytes through {t.name!r}, above this "
+            f"reader's max_state_bytes ({limit}): raise max_state_bytes if the state is genuine"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -464,8 +488,12 @@ class FrameReader:
         size: int | None = None,
         transforms: TransformRegistry | None = None,
         keyring: Keyring | None = None,
+        max_bytes: int | None = None,
+        require_authentication: bool = False,
     ) -> None:
         self._read = read_range
+        self._max_bytes = max_bytes
+        self._require_authentication = require_authentication
         self._registry = transforms if transforms is not None else default_transforms
         self._keyring = keyring
         self._stack: list[Transform] | None = None
@@ -483,6 +511,11 @@ class FrameReader:
                 if len(more) < e.needed - len(cache):
                     known = len(cache) + len(more)
                 cache = memoryview(bytes(cache) + bytes(more))
+        if max_bytes is not None and header.size > max_bytes:
+            raise StateTooLargeError(
+                f"the frame is {header.size} bytes, above this reader's max_state_bytes "
+                f"({max_bytes}): raise max_state_bytes if the state is genuine"
+            )
         self.header: FrameHeader = header
         self._cache = cache
 
@@ -493,6 +526,8 @@ class FrameReader:
         *,
         transforms: TransformRegistry | None = None,
         keyring: Keyring | None = None,
+        max_bytes: int | None = None,
+        require_authentication: bool = False,
     ) -> FrameReader:
         """A reader over a frame already in memory; sections are zero-copy slices of ``data``.
 
@@ -504,7 +539,14 @@ class FrameReader:
         def read_range(start: int, end: int) -> Buffer:
             return view[start:end]
 
-        return cls(read_range, size=len(view), transforms=transforms, keyring=keyring)
+        return cls(
+            read_range,
+            size=len(view),
+            transforms=transforms,
+            keyring=keyring,
+            max_bytes=max_bytes,
+            require_authentication=require_authentication,
+        )
 
     def _fetch(self, offset: int, length: int) -> memoryview:
         if length <= 0:
@@ -528,6 +570,12 @@ class FrameReader:
                 )
                 for entry in self.header.transforms
             ]
+            if self._require_authentication and not any(t.authenticates for t in stack):
+                raise IntegrityError(
+                    "this state is not signed or encrypted, but this reader requires an "
+                    "authenticated state (signing_key=...): it may have been replaced or had "
+                    "its signature stripped; restore a backup, or read it without signing_key"
+                )
             self._stack = stack
         return stack
 
@@ -562,8 +610,9 @@ class FrameReader:
                 "writing; restore a backup"
             )
         data: Buffer = stored
+        limit = self._max_bytes
         for t in reversed(stack):
-            data = _run(t, t.decode, data, index, "decode")
+            data = _decode(t, data, index, limit)
         view = memoryview(data)
         if len(view) < _BINDING.size:
             raise IntegrityError(f"section {index} decodes to too few bytes to be a section")

@@ -130,7 +130,7 @@ def describe_state(
         generation=header.generation,
         format_version=header.version,
         transforms=[t.get("name") for t in header.transforms],
-        encrypted=header.encrypted,
+        encrypted=header.encrypted_with(frames.registry),
         sections=len(header.sections),
         created=datetime.fromtimestamp(header.created, UTC),
         kind=header.meta.get("kind"),

@@ -21,6 +21,7 @@ from .layers import Layers, is_frame, looks_trading, parse_json, pick, restore_l
 from .manager import StateManager
 from .storage import ObjectInfo
 from .trading import TradingStateManager
+from .transforms import TransformRegistry
 
 __all__ = [
     "Document",
@@ -79,6 +80,11 @@ class StateView:
     @property
     def url(self) -> str:
         return self._manager.url
+
+    @property
+    def transform_registry(self) -> TransformRegistry:
+        """The transforms this view reads with (their declared properties, e.g. ``compresses``)."""
+        return self._manager.transform_registry
 
     @property
     def keep_versions(self) -> int:

@@ -9,10 +9,8 @@ Nothing here ever puts key material in a message, a ``repr`` or an exception cha
 shown as short key ids (a truncated, domain-separated SHA-256 of the key), which identify a key
 without revealing anything usable about it.
 
-The token format is Fernet's (version byte, timestamp, IV, AES-128-CBC ciphertext, HMAC-SHA256)
-stored in its raw binary form rather than base64: 25 % smaller, and it skips two base64 passes
-that cost more than the cipher itself. ``base64.urlsafe_b64encode(token)`` is a standard Fernet
-token that ``cryptography.fernet.Fernet`` decrypts, and ``decrypt`` accepts both forms.
+The Fernet cipher itself (raw binary tokens, see its module) lives beside its transform in
+``statevault.transforms.fernet``; ``Keyring.encrypt``/``decrypt`` are shortcuts to it.
 """
 
 from __future__ import annotations
@@ -23,17 +21,19 @@ import hashlib
 import hmac
 import os
 import re
-import struct
-import time
 from collections.abc import Sequence
 from typing import Final
 
-from cryptography.fernet import InvalidToken
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from .errors import EncryptionError, InvalidKeyError, MissingKeyError
 
-from .errors import EncryptionError, IntegrityError, InvalidKeyError, MissingKeyError, WrongKeyError
-
-__all__ = ["Keyring", "generate_key", "resolve_keyring"]
+__all__ = [
+    "FernetKey",
+    "Keyring",
+    "SigningKey",
+    "SigningKeyring",
+    "generate_key",
+    "resolve_keyring",
+]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -41,11 +41,6 @@ Buffer = bytes | bytearray | memoryview
 ENV_VAR: Final = "STATEVAULT_KEY"
 
 _KEY_RE: Final = re.compile(rb"[A-Za-z0-9_-]{43}=")
-_VERSION: Final = 0x80  # Fernet's version byte
-_HEAD: Final = 25  # version (1) + timestamp (8) + IV (16)
-_MAC: Final = 32  # HMAC-SHA256
-_BLOCK: Final = 16
-_MIN_TOKEN: Final = _HEAD + _BLOCK + _MAC
 _KEY_ID_DOMAIN: Final = b"statevault key id v1\x00"
 
 
@@ -54,8 +49,8 @@ def generate_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 
-class _Key:
-    """One parsed key: its id and its two halves. Never printed."""
+class FernetKey:
+    """One parsed key: its id and its two halves (``signing``, ``encryption``). Never printed."""
 
     __slots__ = ("encryption", "key_id", "signing")
 
@@ -69,7 +64,7 @@ class _Key:
         return f"<key {self.key_id}>"
 
 
-def _parse_key(key: object, where: str) -> _Key:
+def _parse_key(key: object, where: str) -> FernetKey:
     if isinstance(key, str):
         # Checked up front rather than by catching UnicodeEncodeError: that exception would
         # stay attached (as __context__) and it holds the whole string, i.e. the key.
@@ -94,7 +89,7 @@ def _parse_key(key: object, where: str) -> _Key:
         raw = base64.urlsafe_b64decode(data)
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern above rules it out
         raise InvalidKeyError(f"{where} is not valid base64") from None
-    return _Key(raw)
+    return FernetKey(raw)
 
 
 def _split_keys(text: str | bytes) -> list[str | bytes]:
@@ -128,7 +123,7 @@ class Keyring:
             )
 
     @classmethod
-    def _of(cls, keys: Sequence[_Key]) -> Keyring:
+    def _of(cls, keys: Sequence[FernetKey]) -> Keyring:
         ring = cls.__new__(cls)
         ring._keys = _dedupe(keys)
         return ring
@@ -163,7 +158,7 @@ class Keyring:
             ) from e
         except OSError as e:
             raise EncryptionError(f"cannot read key file {shown}: {e.strerror or e}") from e
-        keys: list[_Key] = []
+        keys: list[FernetKey] = []
         for number, line in enumerate(data.splitlines(), start=1):
             text = line.split(b"#", 1)[0].strip()
             if text:
@@ -195,9 +190,18 @@ class Keyring:
 
     # ------------------------------------------------------------------ tokens
 
+    @property
+    def keys(self) -> tuple[FernetKey, ...]:
+        """The parsed keys, newest first: what the Fernet cipher (transforms.fernet) works with."""
+        return self._keys
+
     def encrypt(self, data: Buffer) -> bytes:
         """Encrypt ``data`` with the first key; return a raw (binary) Fernet token."""
-        return bytes(self._encrypt(data))
+        # The cipher lives beside its transform; imported here, at call time, because the
+        # transforms package depends on this module, not the other way round.
+        from .transforms.fernet import encrypt_token
+
+        return bytes(encrypt_token(self, data))
 
     def decrypt(self, token: Buffer) -> bytes:
         """Decrypt a raw or base64 Fernet token with whichever key fits.
@@ -205,101 +209,89 @@ class Keyring:
         Raises ``WrongKeyError`` (``InvalidToken`` chained) when no key authenticates the token
         (wrong keys, or an altered token), ``IntegrityError`` when it is not a token at all.
         """
-        view = memoryview(token).cast("B")
-        if len(view) and view[0] != _VERSION and bytes(view[:2]) == b"gA":
-            # The base64 form of a token starts with "gA" (the 0x80 version byte).
-            try:
-                view = memoryview(base64.urlsafe_b64decode(bytes(view)))
-            except (binascii.Error, ValueError) as e:
-                raise IntegrityError("not a Fernet token: invalid base64") from e
-        return bytes(self._decrypt(view, None))
+        from .transforms.fernet import decrypt_any_token
 
-    def _encrypt(self, data: Buffer) -> bytearray:
-        """Encrypt into one new bytearray (no padded copy of ``data``, no base64)."""
-        key = self._keys[0]
-        src = memoryview(data).cast("B")
-        n = len(src)
-        full = n - n % _BLOCK
-        pad = _BLOCK - n % _BLOCK
-        body = full + _BLOCK
-        out = bytearray(_HEAD + body + _MAC)
-        dst = memoryview(out)
-        iv = os.urandom(16)
-        out[0] = _VERSION
-        struct.pack_into(">Q", out, 1, int(time.time()))
-        out[9:_HEAD] = iv
-        enc = Cipher(algorithms.AES(key.encryption), modes.CBC(iv)).encryptor()
-        # update_into wants block_size - 1 bytes of slack after the output; the MAC area that
-        # follows the ciphertext provides it, and is overwritten afterwards.
-        enc.update_into(src[:full], dst[_HEAD : _HEAD + full + _BLOCK - 1])
-        last = bytes(src[full:]) + bytes([pad]) * pad
-        enc.update_into(last, dst[_HEAD + full : _HEAD + full + 2 * _BLOCK - 1])
-        enc.finalize()
-        out[_HEAD + body :] = hmac.digest(key.signing, dst[: _HEAD + body], "sha256")
-        return out
-
-    def _decrypt(self, token: Buffer, key_id: str | None) -> memoryview:
-        """Authenticate and decrypt a raw token into a writable buffer.
-
-        ``key_id`` (from the frame) picks the key directly: with no key of that id the error is
-        ``WrongKeyError`` without touching the data; with one whose MAC check fails the bytes
-        were altered (``IntegrityError``). Without an id every key is tried (``WrongKeyError``).
-        """
-        view = memoryview(token).cast("B")
-        n = len(view)
-        if n < _MIN_TOKEN or (n - _HEAD - _MAC) % _BLOCK or view[0] != _VERSION:
-            raise IntegrityError(
-                f"not a Fernet token ({n} bytes): the encrypted data is damaged or was not "
-                "written by statevault's fernet transform"
-            )
-        if key_id is not None:
-            candidates = [k for k in self._keys if k.key_id == key_id]
-            if not candidates:
-                raise WrongKeyError(
-                    f"this state was encrypted with key id {key_id}, which is not in the "
-                    f"keyring ({', '.join(self.key_ids)}): pass that key (during a rotation "
-                    "keep old keys after the new one)"
-                ) from InvalidToken()
-        else:
-            candidates = list(self._keys)
-        signed = view[: n - _MAC]
-        tag = view[n - _MAC :]
-        for key in candidates:
-            if hmac.compare_digest(hmac.digest(key.signing, signed, "sha256"), tag):
-                return _cbc_decrypt(key, view[9:_HEAD], view[_HEAD : n - _MAC])
-        if key_id is not None:
-            raise IntegrityError(
-                f"encrypted data failed authentication with key {key_id}, the key it was "
-                "written with: the stored bytes were altered after writing"
-            ) from InvalidToken()
-        raise WrongKeyError(
-            f"none of the {len(self._keys)} configured key(s) ({', '.join(self.key_ids)}) "
-            "decrypts this data: pass the key it was written with (or it was altered)"
-        ) from InvalidToken()
+        return bytes(decrypt_any_token(self, token))
 
 
-def _cbc_decrypt(key: _Key, iv: memoryview, ciphertext: memoryview) -> memoryview:
-    n = len(ciphertext)
-    out = bytearray(n + _BLOCK - 1)  # update_into's required slack
-    dec = Cipher(algorithms.AES(key.encryption), modes.CBC(bytes(iv))).decryptor()
-    got = dec.update_into(ciphertext, out)
-    dec.finalize()
-    pad = out[got - 1] if got else 0
-    # The MAC was valid, so bad padding means a writer bug, not an attack (no oracle here).
-    if not 1 <= pad <= _BLOCK or out[got - pad : got] != bytes([pad]) * pad:
-        raise IntegrityError("encrypted data has invalid padding: it was not written by Fernet")
-    return memoryview(out)[: got - pad]
-
-
-def _dedupe(keys: Sequence[_Key]) -> tuple[_Key, ...]:
+def _dedupe(keys: Sequence[FernetKey]) -> tuple[FernetKey, ...]:
     seen: set[bytes] = set()
-    out: list[_Key] = []
+    out: list[FernetKey] = []
     for k in keys:
         whole = k.signing + k.encryption
         if whole not in seen:
             seen.add(whole)
             out.append(k)
     return tuple(out)
+
+
+_SIGNING_DOMAIN: Final = b"statevault signing key v1\x00"
+_MIN_SECRET: Final = 16
+
+
+class SigningKey:
+    """One HMAC-SHA256 signing key derived from a secret: its id and the derived key. Never
+    printed."""
+
+    __slots__ = ("key", "key_id")
+
+    def __init__(self, secret: bytes) -> None:
+        # Derived, not the secret itself: a secret shared with another tool never signs
+        # statevault frames directly (domain separation).
+        self.key = hmac.digest(secret, _SIGNING_DOMAIN, "sha256")
+        self.key_id = hashlib.sha256(_KEY_ID_DOMAIN + self.key).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"<signing key {self.key_id}>"
+
+
+class SigningKeyring:
+    """Secrets that sign unencrypted states (HMAC-SHA256), newest first: the first signs, all
+    verify, so a secret can be rotated the itsdangerous way (new one first, old ones after).
+
+    A secret is any str or bytes of at least 16 bytes (``generate_key()`` makes a good one); a
+    single str or bytes is one secret. Immutable; ``repr`` shows key ids only.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, secrets: str | bytes | Sequence[str | bytes]) -> None:
+        if isinstance(secrets, str | bytes):
+            secrets = [secrets]
+        keys: list[SigningKey] = []
+        for i, secret in enumerate(secrets):
+            raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+            if not isinstance(raw, bytes | bytearray):
+                raise InvalidKeyError(
+                    f"signing key {i + 1} must be a str or bytes, not {type(secret).__name__}"
+                )
+            if len(raw) < _MIN_SECRET:
+                raise InvalidKeyError(
+                    f"signing key {i + 1} is {len(raw)} bytes: use at least {_MIN_SECRET} "
+                    "random bytes (statevault.generate_key() makes one)"
+                )
+            keys.append(SigningKey(bytes(raw)))
+        if not keys:
+            raise InvalidKeyError("signing_key needs at least one secret")
+        self._keys = tuple(keys)
+
+    @property
+    def keys(self) -> tuple[SigningKey, ...]:
+        """The derived keys, newest first."""
+        return self._keys
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The key ids (8 hex digits each, newest first); safe to log and to store in clear."""
+        return tuple(k.key_id for k in self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"SigningKeyring({', '.join(self.key_ids)})"
+
+    __str__ = __repr__
 
 
 def resolve_keyring(

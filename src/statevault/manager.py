@@ -30,7 +30,7 @@ from typing import Any, Literal, Self
 from .codec import TypeRegistry, default_registry
 from .errors import SerializationError, StateError, StateNotFoundError
 from .info import StateInfo, describe_state
-from .keys import Keyring, resolve_keyring
+from .keys import Keyring, SigningKeyring, resolve_keyring
 from .layers import (
     Commit,
     Failover,
@@ -49,12 +49,24 @@ from .locking import LockLike, ReentrantLock
 from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import Store, open_store
-from .transforms import Transform, TransformRegistry, default_transforms, fernet, zstd
+from .transforms import (
+    DEFAULT_MAX_STATE_BYTES,
+    Transform,
+    TransformConfig,
+    TransformRegistry,
+    default_transforms,
+)
 from .validation import Validator, make_validator
 
 __all__ = ["OnConflict", "SectionRef", "StateManager"]
 
 log = logging.getLogger("statevault")
+
+
+def _signing_keys(
+    key: str | bytes | Sequence[str | bytes] | SigningKeyring | None,
+) -> SigningKeyring | None:
+    return key if key is None or isinstance(key, SigningKeyring) else SigningKeyring(key)
 
 
 class StateManager:
@@ -65,12 +77,15 @@ class StateManager:
     your own to share it with other components (spec: "Thread Safety"). The default is an
     ``RLock``; if you pass a plain ``threading.Lock``, do not call the manager while holding it.
 
-    Transforms, applied on save in this order: ``compression`` (``"zstd"`` by default at
-    ``compression_level`` 3, ``None`` for none), then the extra ``transforms`` (``Transform``
-    objects or names registered with ``register_transform``), then Fernet encryption when a key
-    is configured (``encryption_key``: one key or a list, newest first; else ``key_file``; else
-    the ``STATEVAULT_KEY`` environment variable). Loading undoes whatever the stored frame says,
-    whatever this manager is configured with.
+    Transforms, applied on save in this order: ``compression`` (any registered compressor;
+    ``"zstd"`` by default at its default ``compression_level``, ``None`` for none), then the
+    extra ``transforms`` (``Transform`` objects or names registered with
+    ``register_transform``), then an HMAC-SHA256 signature when ``signing_key`` is given (one
+    secret or a list, newest first; loads then refuse unsigned or edited states), then Fernet
+    encryption when a key is configured (``encryption_key``: one key or a list, newest first;
+    else ``key_file``; else the ``STATEVAULT_KEY`` environment variable). Loading undoes
+    whatever the stored frame says, whatever this manager is configured with.
+    ``max_state_bytes`` bounds what one section may decode to on load (and encode to on save).
 
     ``on_conflict="raise"`` (default) makes ``save()`` raise ``ConflictError`` when another writer
     replaced the state since this manager last loaded or saved it; ``"overwrite"`` replaces it
@@ -106,8 +121,8 @@ class StateManager:
         lock: LockLike | None = None,
         *,
         storage_options: Mapping[str, Any] | None = None,
-        compression: Literal["zstd"] | None = "zstd",
-        compression_level: int = 3,
+        compression: str | None = "zstd",
+        compression_level: int | None = None,
         encryption_key: str | bytes | Sequence[str | bytes] | Keyring | None = None,
         key_file: str | os.PathLike[str] | None = None,
         transforms: Sequence[Transform | str] = (),
@@ -117,9 +132,9 @@ class StateManager:
         keep_versions: int = 3,
         schema_version: int = 1,
         validator: Any = None,
+        signing_key: str | bytes | Sequence[str | bytes] | SigningKeyring | None = None,
+        max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
     ) -> None:
-        if compression not in ("zstd", None):
-            raise ValueError(f"compression must be 'zstd' or None, not {compression!r}")
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
         self._lock = ReentrantLock(threading.Lock() if lock is None else lock)
@@ -127,18 +142,18 @@ class StateManager:
         self.registry: TypeRegistry = (registry or default_registry).child()
         self.transform_registry: TransformRegistry = default_transforms.child()
         self._keyring: Keyring | None = resolve_keyring(encryption_key, key_file=key_file)
-        self._compression = compression
-        self._compression_level = compression_level
-        self._extra_transforms: tuple[Transform | str, ...] = tuple(transforms)
-        if compression == "zstd":
-            zstd(compression_level)  # a bad level is a ValueError here, not on every save
-        # The layers, innermost first (docs/design.md): each wraps the one before it.
-        self._frames = FrameStore(
-            store,
-            registry=self.transform_registry,
-            keyring=self._keyring,
-            write_transforms=self._write_transforms,
+        # A bad compressor, level or key is an error here, not on every save.
+        transform_config = TransformConfig(
+            self.transform_registry,
+            compression,
+            compression_level,
+            tuple(transforms),
+            self._keyring,
+            _signing_keys(signing_key),
+            max_state_bytes,
         )
+        # The layers, innermost first (docs/design.md): each wraps the one before it.
+        self._frames = FrameStore(store, config=transform_config)
         self.migrations = Migrations()
         self._codec = StateCodec(
             self._frames,
@@ -265,17 +280,7 @@ class StateManager:
     # ------------------------------------------------------------------ transforms
 
     def _write_transforms(self) -> list[Transform]:
-        out: list[Transform] = []
-        if self._compression == "zstd":
-            out.append(zstd(self._compression_level))
-        for extra in self._extra_transforms:
-            if isinstance(extra, str):
-                out.append(self.transform_registry.build(extra, {}, self._keyring))
-            else:
-                out.append(extra)
-        if self._keyring is not None:
-            out.append(fernet(self._keyring))
-        return out
+        return self._frames.write_transforms()
 
     # ------------------------------------------------------------------ layers
 

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from ..errors import CorruptStateError, StateError, StateNotFoundError
+from ..frame import FrameHeader
 from ..inspection import KeepVersionsMismatch, StateView, VersionNotRetained, open_state
 from ..layers import NoSuchName, looks_trading
 from ..manager import StateManager
@@ -277,12 +278,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     cls = (
         TradingStateManager if header.meta.get("kind") == TradingStateManager.kind else StateManager
     )
-    zstd = any(t.get("name") == "zstd" for t in header.transforms)
     mgr = cls(
         args.url,
         spool_dir=False,
         schema_version=schema,
-        compression="zstd" if zstd else None,
+        compression=_compressor(probe, header),
         **_manager_options(args),
     )
     try:
@@ -291,6 +291,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise _not_retained(probe, args.version, args.url) from e
     print(f"restored version {args.version} of {mgr.url} as generation {generation}")
     return EXIT_OK
+
+
+def _compressor(probe: StateView, header: FrameHeader) -> str | None:
+    """The compressor a stored frame names (by its declared property, not its name), if any."""
+    for entry in header.transforms:
+        name = str(entry.get("name"))
+        props = probe.transform_registry.properties(name)
+        if props is not None and props.compresses:
+            return name
+    return None
 
 
 def _count(obj: Any) -> int:

@@ -9,14 +9,14 @@ another object with the same transforms and keys (``on()``: a version slot, the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import StateNotFoundError
 from ..frame import FrameHeader, FrameReader, build_frame
 from ..keys import Keyring
 from ..storage import ANY, ObjectInfo, Store
-from ..transforms import Buffer, Transform, TransformRegistry
+from ..transforms import Buffer, Transform, TransformConfig, TransformRegistry
 
 __all__ = ["FrameStore", "frame_prefix"]
 
@@ -34,26 +34,32 @@ def frame_prefix(chunks: Sequence[Any], size: int = 4096) -> bytes:
 class FrameStore:
     """Frames in one ``Store``: read with the registry and keyring, write with the save stack.
 
-    ``write_transforms`` builds the transform stack of a save (the manager's configuration:
-    compression, extra transforms, encryption); it is called on every build so a change of
-    configuration or registry takes effect at the next save. Reading never uses it: a frame
-    is read with whatever transforms its header names.
+    ``config`` is the manager's transform configuration (compression, extra transforms,
+    signing, encryption, ``max_state_bytes``); the save stack is built from it on every build
+    so a registration made later takes effect at the next save. Reading never uses the save
+    stack: a frame is read with whatever transforms its header names, within the config's
+    bounds (and, with a signing key, only if an authenticating transform protects it).
     """
 
-    __slots__ = ("keyring", "registry", "store", "write_transforms")
+    __slots__ = ("config", "store")
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        registry: TransformRegistry,
-        keyring: Keyring | None,
-        write_transforms: Callable[[], list[Transform]],
-    ) -> None:
+    def __init__(self, store: Store, *, config: TransformConfig) -> None:
         self.store = store
-        self.registry = registry
-        self.keyring = keyring
-        self.write_transforms = write_transforms
+        self.config = config
+
+    @property
+    def registry(self) -> TransformRegistry:
+        """The transform registry frames are read (and the save stack built) with."""
+        return self.config.registry
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The encryption keys, or None."""
+        return self.config.keyring
+
+    def write_transforms(self) -> list[Transform]:
+        """The transforms a save applies now, in order."""
+        return self.config.write_transforms()
 
     @property
     def url(self) -> str:
@@ -61,18 +67,13 @@ class FrameStore:
 
     def on(self, store: Store) -> FrameStore:
         """The same transforms and keys over another object (a version slot, the spool)."""
-        return FrameStore(
-            store,
-            registry=self.registry,
-            keyring=self.keyring,
-            write_transforms=self.write_transforms,
-        )
+        return FrameStore(store, config=self.config)
 
     # -- reading
 
     def reader(self, data: Any) -> FrameReader:
         """A reader over a whole frame in memory (sections are zero-copy slices of ``data``)."""
-        return FrameReader.from_bytes(data, transforms=self.registry, keyring=self.keyring)
+        return FrameReader.from_bytes(data, **self.config.reader_options())
 
     def ranged_reader(self, info: ObjectInfo | None = None) -> tuple[FrameReader, ObjectInfo]:
         """A reader that fetches the header now and each section on demand (ranged reads).
@@ -82,9 +83,7 @@ class FrameStore:
         info = self.store.info() if info is None else info
         if info is None:
             raise StateNotFoundError(f"no state at {self.store.url}")
-        reader = FrameReader(
-            self.store.read_range, size=info.size, transforms=self.registry, keyring=self.keyring
-        )
+        reader = FrameReader(self.store.read_range, size=info.size, **self.config.reader_options())
         return reader, info
 
     def header(self) -> FrameHeader:

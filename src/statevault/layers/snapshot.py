@@ -77,6 +77,7 @@ class StateCodec:
     def encode(self, state: dict[str, Any]) -> Snapshot:
         """Encode ``state`` (no I/O); raises ``SerializationError`` naming the value's path."""
         sections = self.layout.encode(state)
+        self.frames.config.check_sections(sections)
         return Snapshot(sections, self.meta(), self.frames.write_transforms())
 
     def decode(self, data: Any) -> tuple[dict[str, Any], int]:
@@ -84,7 +85,8 @@ class StateCodec:
 
         Returns the state and its generation (0 for legacy JSON).
         """
-        if not is_frame(data):
+        # Plain JSON carries no signature: a reader that requires one never imports it.
+        if not is_frame(data) and not self.frames.config.require_authentication:
             legacy = parse_json(data)
             if legacy is not None:
                 log.info(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import errno
 import socket
-import sys
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import (
+    ConflictError,
     StateNotFoundError,
     StorageError,
     StoragePermissionError,
@@ -33,7 +33,16 @@ if TYPE_CHECKING:
     # collections.abc.Buffer exists from Python 3.12; typing_extensions has it for 3.11.
     from typing_extensions import Buffer
 
-__all__ = ["ANY", "ObjectInfo", "Store"]
+__all__ = [
+    "ANY",
+    "ErrorClassifier",
+    "ObjectInfo",
+    "Store",
+    "check_expected",
+    "exception_chain",
+    "conflict_error",
+    "translate_error",
+]
 
 #: How many leading bytes go into content-derived tokens (local, generic backends).
 TOKEN_HEAD_BYTES: Final = 4096
@@ -163,9 +172,16 @@ class Store(ABC):
 
     # -- helpers shared by the adapters ---------------------------------------------------
 
+    @classmethod
+    def classify_error(cls, exc: BaseException) -> type[StorageError] | None:
+        """What a failure of this backend means, from its own error codes and client types:
+        ``StoragePermissionError``, ``StorageUnavailableError``, or None for the generic rules
+        (``translate_error``). Each backend module overrides this with what it knows."""
+        return None
+
     def _translate(self, exc: BaseException, action: str) -> StorageError:
         """Turn a backend exception into the statevault error a caller can act on."""
-        return translate_error(exc, url=self.url, action=action)
+        return translate_error(exc, url=self.url, action=action, classify=self.classify_error)
 
     def _not_found(self, exc: BaseException | None = None) -> StateNotFoundError:
         err = StateNotFoundError(
@@ -247,7 +263,7 @@ def redact_url(url: str) -> str:
 # -- error translation ----------------------------------------------------------------------
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """The exception, its causes and contexts (cycle-safe)."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -257,66 +273,36 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _unavailable_types() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "cannot reach the storage" (connection, DNS, timeouts).
+_UNAVAILABLE: Final = (ConnectionError, TimeoutError, socket.gaierror)
 
-    botocore and aiohttp are looked up only if already imported: if they are not, none of
-    their exceptions can be in flight, and local users do not pay for importing them.
-    """
-    types: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
-    botocore_exc = sys.modules.get("botocore.exceptions")
-    if botocore_exc is not None:
-        for name in (
-            "EndpointConnectionError",
-            "ConnectTimeoutError",
-            "ReadTimeoutError",
-            "ConnectionClosedError",
-            "ProxyConnectionError",
-        ):
-            t = getattr(botocore_exc, name, None)
-            if isinstance(t, type):
-                types.append(t)
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        for name in ("ClientConnectionError", "ServerTimeoutError"):
-            t = getattr(aiohttp, name, None)
-            if isinstance(t, type):
-                types.append(t)
-    return tuple(types)
+#: What a backend's ``classify_error`` returns: the error class a failure means, or None.
+ErrorClassifier = Callable[[BaseException], "type[StorageError] | None"]
 
 
-_DENIED_CODES: Final = frozenset(
-    {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
-)
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The S3-style error code (``"PreconditionFailed"``, ...) anywhere in the chain."""
-    for e in _chain(exc):
-        response = getattr(e, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
-    return None
-
-
-def translate_error(exc: BaseException, *, url: str, action: str) -> StorageError:
+def translate_error(
+    exc: BaseException, *, url: str, action: str, classify: ErrorClassifier | None = None
+) -> StorageError:
     """Map a backend failure to ``StorageError`` or a subclass, with ``exc`` chained.
 
-    Connection failures and timeouts -> ``StorageUnavailableError``; permission errors and
-    S3 access denials -> ``StoragePermissionError``; everything else -> ``StorageError``.
-    ``action`` is a gerund phrase for the message ("saving", "reading", ...).
+    ``classify`` is the backend's own knowledge (its error codes and client exception types,
+    see ``Store.classify_error``); where it says nothing, the generic rules apply: permission
+    errors -> ``StoragePermissionError``; connection failures and timeouts ->
+    ``StorageUnavailableError``; a full disk or quota -> ``StorageError`` saying so; anything
+    else -> ``StorageError``. ``action`` is a gerund phrase for the message ("saving", ...).
     """
-    chain = list(_chain(exc))
-    unavailable = _unavailable_types()
+    chain = list(exception_chain(exc))
+    kind = classify(exc) if classify is not None else None
     err: StorageError
-    if any(isinstance(e, PermissionError) for e in chain) or error_code(exc) in _DENIED_CODES:
+    if kind is StoragePermissionError or (
+        kind is None and any(isinstance(e, PermissionError) for e in chain)
+    ):
         err = StoragePermissionError(
             f"Access denied while {action} {url}: check file permissions, or the credentials "
             f"and bucket policy in storage_options. ({_describe(exc)})"
         )
-    elif any(isinstance(e, unavailable) for e in chain):
+    elif kind is StorageUnavailableError or (
+        kind is None and any(isinstance(e, _UNAVAILABLE) for e in chain)
+    ):
         err = StorageUnavailableError(
             f"Storage for {url} cannot be reached while {action}: check the endpoint, network "
             f"and credentials, then retry. ({_describe(exc)})"
@@ -330,6 +316,36 @@ def translate_error(exc: BaseException, *, url: str, action: str) -> StorageErro
         err = StorageError(f"Storage failed while {action} {url}: {_describe(exc)}")
     err.__cause__ = exc
     return err
+
+
+# -- conflicts ------------------------------------------------------------------------------
+
+
+def conflict_error(url: str, expect: object) -> ConflictError:
+    """The ``ConflictError`` every store raises when ``write(expect=...)`` does not hold."""
+    if expect is None:
+        return ConflictError(
+            f"stored object changed: {url} already exists and this write expected to create "
+            "it. Load it first, or save unconditionally."
+        )
+    return ConflictError(
+        f"stored object changed: {url} was replaced or deleted by another writer since it "
+        "was last read. Load it again, merge, and save."
+    )
+
+
+def check_expected(url: str, current: ObjectInfo | None, expect: object) -> None:
+    """Raise ``conflict_error`` unless ``current`` (the stored object's info) meets ``expect``.
+
+    ``expect`` as in ``Store.write``: ``ANY``, ``None`` (nothing stored) or a token.
+    """
+    if expect is ANY:
+        return
+    if expect is None:
+        if current is not None:
+            raise conflict_error(url, expect)
+    elif current is None or current.token != expect:
+        raise conflict_error(url, expect)
 
 
 def _describe(exc: BaseException) -> str:

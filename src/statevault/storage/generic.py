@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 
-from ..errors import ConflictError, StateError, StorageError
+from ..errors import StateError, StorageError
 from .base import (
     ANY,
     TOKEN_HEAD_BYTES,
     ObjectInfo,
     Store,
+    check_expected,
     check_range,
     head_crc,
     hold,
@@ -42,6 +43,7 @@ from .base import (
     redact_url,
     translate_error,
 )
+from .registry import store_class
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -96,6 +98,22 @@ class GenericStore(Store):
         except Exception as e:
             raise translate_error(e, url=shown, action="opening") from e
         self._init(fs, str(path), shown)
+
+    def _translate(self, exc: BaseException, action: str) -> StorageError:
+        # The filesystem underneath may be one statevault has a backend for (s3fs behind a
+        # cache, say): that backend's module knows what its client's errors mean.
+        return translate_error(exc, url=self.url, action=action, classify=self._classify)
+
+    def _classify(self, exc: BaseException) -> type[StorageError] | None:
+        protocols = self._fs.protocol
+        for protocol in (protocols,) if isinstance(protocols, str) else protocols:
+            try:
+                owner = store_class(str(protocol))
+            except StorageError:  # its backend's package is not installed: not its error
+                continue
+            if owner is not GenericStore:
+                return owner.classify_error(exc)
+        return None
 
     @classmethod
     def _on(cls, fs: fsspec.AbstractFileSystem, path: str, url: str) -> GenericStore:
@@ -197,17 +215,7 @@ class GenericStore(Store):
         return info
 
     def _check_expected(self, expect: object) -> None:
-        current = self._current()
-        if expect is None and current is not None:
-            raise ConflictError(
-                f"stored object changed: {self.url} already exists and this write expected "
-                "to create it. Load it first, or save unconditionally."
-            )
-        if expect is not None and (current is None or current.token != expect):
-            raise ConflictError(
-                f"stored object changed: {self.url} was replaced or deleted by another "
-                "writer since it was last read. Load it again, merge, and save."
-            )
+        check_expected(self.url, self._current(), expect)
 
     def _replace(self, data: bytes) -> None:
         parent, _, name = self.path.rpartition("/")

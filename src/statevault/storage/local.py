@@ -22,8 +22,17 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError, StorageError
-from .base import ANY, TOKEN_HEAD_BYTES, ObjectInfo, Store, byte_view, check_range, head_crc
+from ..errors import StorageError
+from .base import (
+    ANY,
+    TOKEN_HEAD_BYTES,
+    ObjectInfo,
+    Store,
+    byte_view,
+    check_expected,
+    check_range,
+    head_crc,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -318,18 +327,7 @@ class LocalStore(Store):
                 raise self._translate(e, "saving") from e
 
     def _check_expected(self, expect: object) -> None:
-        current = self._current()
-        if expect is None:
-            if current is not None:
-                raise ConflictError(
-                    f"stored object changed: {self.url} already exists and this write "
-                    "expected to create it. Load it first, or save unconditionally."
-                )
-        elif current is None or current.token != expect:
-            raise ConflictError(
-                f"stored object changed: {self.url} was replaced or deleted by another "
-                "writer since it was last read. Load it again, merge, and save."
-            )
+        check_expected(self.url, self._current(), expect)
 
     def _replace(self, chunks: Sequence[Buffer], mode: int) -> ObjectInfo:
         tmp = os.path.join(self._dir, f".{self._name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")

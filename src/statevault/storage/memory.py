@@ -18,8 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
-from ..errors import ConflictError
-from .base import ANY, ObjectInfo, Store, check_range, hold, join_chunks, process_lock
+from .base import (
+    ANY,
+    ObjectInfo,
+    Store,
+    check_expected,
+    check_range,
+    hold,
+    join_chunks,
+    process_lock,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -99,16 +107,7 @@ class MemoryStore(Store):
         with self._lock:
             if expect is not ANY:
                 current = self._file()
-                if expect is None and current is not None:
-                    raise ConflictError(
-                        f"stored object changed: {self.url} already exists and this write "
-                        "expected to create it. Load it first, or save unconditionally."
-                    )
-                if expect is not None and (current is None or _token(current) != expect):
-                    raise ConflictError(
-                        f"stored object changed: {self.url} was replaced or deleted by "
-                        "another writer since it was last read. Load it again, merge, and save."
-                    )
+                check_expected(self.url, None if current is None else _info(current), expect)
             f = MemoryFile(self._fs, self.path, data)
             f.commit()  # one dict assignment: readers see the old object or this one
             return _info(f)

@@ -3,8 +3,15 @@
 Built-in entries are dotted paths (``"statevault.storage.s3:S3Store"``) imported on first
 use, so ``import statevault`` never imports s3fs. Users add or replace entries with
 ``register_store``; the last registration for a protocol wins. A protocol with no entry is
-served by ``GenericStore`` over ``fsspec.core.url_to_fs``. Dotted paths only ever come from
-code (these defaults or ``register_store``), never from stored data.
+served by ``GenericStore`` over ``fsspec.core.url_to_fs``.
+
+A distribution adds a backend without editing statevault by declaring an entry point in the
+group ``statevault.stores``: its name is the protocol, its value the ``Store`` subclass
+(``myproto = "mypkg.store:MyStore"``). Precedence, independent of import order: a
+``register_store`` call, then statevault's built-in backends, then installed entry points
+(looked up when a URL of that protocol is first opened); two installed distributions claiming
+one protocol is a ``StorageError`` naming both. Dotted paths only ever come from code or
+installed package metadata, never from stored data.
 """
 
 from __future__ import annotations
@@ -13,12 +20,16 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from typing import Any, Final, TypeVar, overload
 
 from ..errors import StorageError
 from .base import Store
 
-__all__ = ["open_store", "protocol_of", "register_store", "store_class"]
+__all__ = ["ENTRY_POINT_GROUP", "open_store", "protocol_of", "register_store", "store_class"]
+
+#: The entry-point group a distribution declares its backends in (name = protocol).
+ENTRY_POINT_GROUP: Final = "statevault.stores"
 
 S = TypeVar("S", bound=type[Store])
 
@@ -36,6 +47,7 @@ _HINTS: Final[Mapping[str, str]] = {
 }
 
 _registry: dict[str, str | type[Store]] = dict(_BUILTIN)
+_installed: dict[str, type[Store]] = {}
 _registry_guard = threading.Lock()
 
 
@@ -84,7 +96,15 @@ def store_class(protocol: str) -> type[Store]:
     """The ``Store`` class registered for ``protocol`` (``GenericStore`` if none)."""
     with _registry_guard:
         entry = _registry.get(protocol)
+        found = _installed.get(protocol)
+    if entry is None and found is not None:
+        return found
     if entry is None:
+        installed = _from_entry_points(protocol)
+        if installed is not None:
+            with _registry_guard:
+                _installed[protocol] = installed
+            return installed
         entry = _GENERIC
     if not isinstance(entry, str):
         return entry
@@ -96,7 +116,27 @@ def store_class(protocol: str) -> type[Store]:
     return cls
 
 
-def _load(dotted: str, protocol: str) -> type[Store]:
+def _from_entry_points(protocol: str) -> type[Store] | None:
+    """The ``Store`` an installed distribution declares for ``protocol``, if exactly one does."""
+    found = {ep.value: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP, name=protocol)}
+    if not found:
+        return None
+    if len(found) > 1:
+        owners = ", ".join(sorted(f"{_dist_name(ep)} ({ep.value})" for ep in found.values()))
+        raise StorageError(
+            f"several installed packages provide a storage backend for {protocol}://: "
+            f"{owners}. Uninstall all but one, or choose one in code with "
+            f"statevault.storage.register_store({protocol!r}, ...)"
+        )
+    (ep,) = found.values()
+    return _load(ep.value, protocol, f"entry point of {_dist_name(ep)}")
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return "an unknown distribution" if ep.dist is None else str(ep.dist.name)
+
+
+def _load(dotted: str, protocol: str, origin: str = "registered") -> type[Store]:
     module_name, _, attr = dotted.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -109,8 +149,8 @@ def _load(dotted: str, protocol: str) -> type[Store]:
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Store)):
         raise StorageError(
-            f"The storage backend registered for {protocol}:// ({dotted}) is not a Store "
-            "subclass: fix the register_store call."
+            f"The storage backend for {protocol}:// ({dotted}, {origin}) is not a Store "
+            "subclass: fix the register_store call or the package's entry point."
         )
     return cls
 

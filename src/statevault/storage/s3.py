@@ -35,6 +35,7 @@ A black-holed address should cost two connect timeouts (about 5 s; not measurabl
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -46,13 +47,14 @@ import s3fs
 from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
-from ..errors import ConflictError, StateError, StorageError
+from ..errors import StateError, StorageError, StoragePermissionError, StorageUnavailableError
 from .base import (
     ANY,
     ObjectInfo,
     Store,
     check_range,
-    error_code,
+    conflict_error,
+    exception_chain,
     hold,
     join_chunks,
     process_lock,
@@ -62,7 +64,13 @@ from .base import (
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["DEFAULT_CONFIG_KWARGS", "DEFAULT_RETRIES", "S3Store"]
+__all__ = [
+    "DEFAULT_CONFIG_KWARGS",
+    "DEFAULT_RETRIES",
+    "S3Store",
+    "classify_s3_error",
+    "error_code",
+]
 
 _NO_EXPECT_ID: Final = "statevault-no-expect-continue"
 
@@ -82,6 +90,57 @@ _CONFLICT_CODES: Final = frozenset(
     {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 )
 _RANGE_NOT_SATISFIABLE: Final = frozenset({"InvalidRange", "416"})
+_DENIED_CODES: Final = frozenset(
+    {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
+)
+_BOTOCORE_UNAVAILABLE: Final = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+    "ProxyConnectionError",
+)
+_AIOHTTP_UNAVAILABLE: Final = ("ClientConnectionError", "ServerTimeoutError")
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The S3 error code (``"PreconditionFailed"``, ...) anywhere in the exception chain."""
+    for e in exception_chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+    return None
+
+
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    """botocore's and aiohttp's "cannot reach the endpoint" exceptions.
+
+    Looked up only if already imported: if they are not, none of their exceptions can be in
+    flight (a generic fsspec store over s3fs reaches this through ``classify_error`` too).
+    """
+    types: list[type[BaseException]] = []
+    for module, names in (
+        ("botocore.exceptions", _BOTOCORE_UNAVAILABLE),
+        ("aiohttp", _AIOHTTP_UNAVAILABLE),
+    ):
+        found = sys.modules.get(module)
+        for name in names if found is not None else ():
+            t = getattr(found, name, None)
+            if isinstance(t, type) and issubclass(t, BaseException):
+                types.append(t)
+    return tuple(types)
+
+
+def classify_s3_error(exc: BaseException) -> type[StorageError] | None:
+    """S3 access denials -> permission; botocore/aiohttp connection failures -> unavailable."""
+    if error_code(exc) in _DENIED_CODES:
+        return StoragePermissionError
+    unavailable = _unavailable_types()
+    if unavailable and any(isinstance(e, unavailable) for e in exception_chain(exc)):
+        return StorageUnavailableError
+    return None
 
 
 _filesystems: dict[str, s3fs.S3FileSystem] = {}
@@ -182,6 +241,10 @@ class S3Store(Store):
         self._lock = process_lock(self.url)
 
     # -- requests -----------------------------------------------------------------------
+
+    @classmethod
+    def classify_error(cls, exc: BaseException) -> type[StorageError] | None:
+        return classify_s3_error(exc)
 
     def _run(self, coro_fn: Any, *args: Any, timeout: float | None = None) -> Any:
         # fsspec cancels the coroutine at the timeout and raises FSTimeoutError (a
@@ -309,11 +372,7 @@ class S3Store(Store):
                     isinstance(e, FileExistsError | FileNotFoundError)
                     or error_code(e) in _CONFLICT_CODES
                 ):
-                    raise ConflictError(
-                        f"stored object changed: {self.url} was created, replaced or deleted "
-                        "by another writer since it was last read. Load it again, merge, "
-                        "and save."
-                    ) from e
+                    raise conflict_error(self.url, expect) from e
                 raise self._translate(e, "saving") from e
         return _info(response, len(data))
 
