@@ -43,10 +43,8 @@ class Frame:
     header: dict[str, Any]
     stored: list[bytes]
     payloads: list[bytes] | None = field(default=None)
-
-    @property
-    def compressed(self) -> bool:
-        return [t.get("name") for t in self.header.get("transforms", [])] == ["zstd"]
+    #: Whether the sections were zstd-compressed when taken apart (re-bound the same way).
+    compressed: bool = False
 
     def assemble(
         self,
@@ -111,4 +109,5 @@ def split(data: bytes) -> Frame:
         if names == ["zstd"]:
             raw = [zstandard.ZstdDecompressor().decompress(s) for s in stored]
         frame.payloads = [r[_BINDING.size :] for r in raw]
+        frame.compressed = names == ["zstd"]
     return frame
