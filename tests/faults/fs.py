@@ -47,7 +47,8 @@ class Call:
 
 @dataclass
 class Fault:
-    """What to fail: the call number ``at``, or the ``nth`` (1-based) call of ``op``."""
+    """What to fail: the call number ``at``, or the ``nth`` (1-based) call of ``op``; with
+    ``where``, only calls whose path contains that text count."""
 
     err: int = errno_mod.EIO
     at: int | None = None
@@ -55,14 +56,19 @@ class Fault:
     nth: int = 1
     after: bool = False
     times: int = 1
+    where: str | None = None
     fired: int = 0
     seen: int = 0
 
     def matches(self, call: Call) -> bool:
         if self.fired >= self.times:
             return False
+        if self.where is not None and self.where not in call.path:
+            return False
         if self.at is not None:
             hit = call.index >= self.at and (self.op is None or call.op == self.op)
+        elif self.op is None:
+            hit = True
         else:
             if call.op != self.op:
                 return False
@@ -96,9 +102,10 @@ class FaultyOS:
         err: int = errno_mod.EIO,
         after: bool = False,
         times: int = 1,
+        where: str | None = None,
     ) -> Fault:
         """Add a fault (see ``Fault``); ``times=-1`` repeats it until ``disarm``."""
-        fault = Fault(err=err, at=at, op=op, nth=nth, after=after, times=times)
+        fault = Fault(err=err, at=at, op=op, nth=nth, after=after, times=times, where=where)
         if times < 0:
             fault.times = 1 << 62
         self.faults.append(fault)
