@@ -45,6 +45,8 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_PROBE",
     "MAGIC",
+    "MAX_CREATED",
+    "MAX_GENERATION",
     "PREFIX_SIZE",
     "FrameHeader",
     "FrameReader",
@@ -69,6 +71,13 @@ HEADER_PROBE: Final = 64 * 1024
 _PREFIX: Final = struct.Struct("<8sIIII")  # magic, version, header_len, header_crc, prefix_crc
 _BINDING: Final = struct.Struct("<IIQ16s")  # index, count, generation, header digest
 _MAX_HEADER: Final = 256 * 1024 * 1024
+#: The largest generation a header may carry: the next save's generation still fits the
+#: binding's 64 bits with room to spare, so a forged 2**64 - 1 cannot block every later save.
+MAX_GENERATION: Final = (1 << 63) - 1
+#: The latest ``created`` a header may carry (9999-12-31T23:59:59Z, the end of ``datetime``).
+MAX_CREATED: Final = 253402300799
+#: More transforms than any real stack has; bounds the work a forged header can ask for.
+MAX_TRANSFORMS: Final = 32
 _ZEROS: Final = bytes(ALIGN)
 _SMALL: Final = 4096  # pieces below this are coalesced into one write chunk
 
@@ -186,11 +195,11 @@ def build_frame(
     """
     if isinstance(generation, bool) or not isinstance(generation, int):
         raise TypeError(f"generation must be an int, not {type(generation).__name__}")
-    if not 0 <= generation < 1 << 64:
-        raise ValueError(f"generation must be in [0, 2**64), not {generation}")
+    if not 0 <= generation <= MAX_GENERATION:
+        raise ValueError(f"generation must be in [0, 2**63), not {generation}")
     when = time.time() if created is None else float(created)
-    if not math.isfinite(when):
-        raise ValueError(f"created must be a finite unix time, not {created!r}")
+    if not (math.isfinite(when) and 0 <= when <= MAX_CREATED):
+        raise ValueError(f"created must be a unix time in [0, {MAX_CREATED}], not {created!r}")
     stack = list(transforms)
     for t in stack:
         if not isinstance(t, Transform):
@@ -422,6 +431,14 @@ def parse_header(prefix: Buffer, *, total_size: int | None = None) -> FrameHeade
     )
 
 
+def _short(value: Any) -> str:
+    """A bounded repr for error messages (a forged field may be 400 digits long)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"<an int of {len(str(abs(value)))} digits>"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _fields(
     doc: Any,
 ) -> tuple[int, float, tuple[dict[str, Any], ...], dict[str, Any], list[tuple[int, int]]]:
@@ -429,14 +446,26 @@ def _fields(
     if not isinstance(doc, dict):
         raise ValueError("the header is not a JSON object")
     generation = doc.get("generation")
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise ValueError("bad generation")
+    if (
+        isinstance(generation, bool)
+        or not isinstance(generation, int)
+        or not 0 <= generation <= MAX_GENERATION
+    ):
+        raise ValueError(f"generation {_short(generation)} is not an int in [0, 2**63)")
     created = doc.get("created")
-    if isinstance(created, bool) or not isinstance(created, int | float):
-        raise ValueError("bad created")
+    # Compared before any conversion: float() of a 400-digit int raises OverflowError, and a
+    # time past year 9999 cannot become a datetime.
+    if (
+        isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not 0 <= created <= MAX_CREATED
+    ):
+        raise ValueError(f"created {_short(created)} is not a unix time in [0, {MAX_CREATED}]")
     transforms = doc.get("transforms")
-    if not isinstance(transforms, list) or not all(
-        isinstance(t, dict) and isinstance(t.get("name"), str) for t in transforms
+    if (
+        not isinstance(transforms, list)
+        or len(transforms) > MAX_TRANSFORMS
+        or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in transforms)
     ):
         raise ValueError("bad transforms")
     meta = doc.get("meta")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import MigrationError, SchemaVersionError
+from .errors import CorruptStateError, MigrationError, SchemaVersionError
 
 __all__ = ["Migration", "Migrations"]
 
@@ -33,6 +33,13 @@ class Migrations:
 
     def run(self, state: dict[str, Any], stored: int, target: int, url: str) -> dict[str, Any]:
         """Bring ``state`` from schema ``stored`` to ``target``; the input is not modified."""
+        if isinstance(stored, bool) or not isinstance(stored, int) or stored < 1:
+            # No writer stores these (schema versions start at 1): a forged or damaged meta,
+            # and a huge negative one must not become a range to walk.
+            raise CorruptStateError(
+                f"{url} claims schema version {str(stored)[:40]!r}, which no statevault "
+                "writes: the state is damaged or was not written by statevault"
+            )
         if stored > target:
             raise SchemaVersionError(
                 f"{url} was written with schema version {stored}, newer than this code's "

@@ -9,19 +9,27 @@ the higher generation.
 One spool file per state URL: ``<spool_dir>/<sha256(url)[:24]>.state``, beside a ``.url`` text
 file naming the URL for a person looking at the directory. Spool files are frames exactly like
 the primary (compressed and encrypted the same way, written atomically with mode 0600).
+Neither file is ever reached through a symbolic link: a link planted at either name is
+refused on read and replaced (not followed) on write; the directory is created 0700.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import secrets
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
-from .storage import ANY, ObjectInfo, Store, open_store
+from .storage import ANY, ObjectInfo, Store
+from .storage.local import NEW_FILE_MODE, LocalStore
 from .transforms import Buffer
 
 __all__ = ["Spool", "default_spool_dir"]
+
+log = logging.getLogger("statevault")
 
 
 def default_spool_dir() -> Path:
@@ -43,7 +51,7 @@ class Spool:
         self.url = url
         name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
         self.path = self.directory / f"{name}.state"
-        self._store: Store = open_store(str(self.path))
+        self._store: Store = LocalStore(str(self.path), follow_symlinks=False)
 
     @property
     def store(self) -> Store:
@@ -53,10 +61,34 @@ class Spool:
     def put(self, chunks: Sequence[Buffer]) -> ObjectInfo:
         """Write a frame to the spool (atomic; replaces any older spooled frame)."""
         info = self._store.write(chunks, expect=ANY)
-        label = self.path.with_suffix(".url")
-        if not label.exists():
-            label.write_text(self.url + "\n", encoding="utf-8")
+        try:
+            self._write_label()
+        except OSError as e:  # the label is for people; the spooled frame is what matters
+            log.warning("could not write %s: %s", self.path.with_suffix(".url"), e)
         return info
+
+    def _write_label(self) -> None:
+        """Write the ``.url`` file beside the spool file: 0600, atomically, never via a link."""
+        label = self.path.with_suffix(".url")
+        text = (self.url + "\n").encode("utf-8")
+        with suppress(OSError):
+            if not label.is_symlink() and label.read_bytes() == text:
+                return
+        tmp = label.with_name(f".{label.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, NEW_FILE_MODE)
+        try:
+            os.fchmod(fd, NEW_FILE_MODE)  # whatever the umask
+            os.write(fd, text)
+            os.close(fd)
+            fd = -1
+            os.replace(tmp, label)  # replaces a link at the name, never follows it
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def info(self) -> ObjectInfo | None:
         """The spool file's info, or None when nothing is spooled."""
@@ -65,4 +97,7 @@ class Spool:
     def clear(self) -> None:
         """Remove the spooled frame (after it reached the primary or was superseded)."""
         self._store.delete()
-        self.path.with_suffix(".url").unlink(missing_ok=True)
+        try:
+            self.path.with_suffix(".url").unlink(missing_ok=True)
+        except OSError as e:  # the label only names the state: a leftover one is harmless
+            log.warning("could not remove %s: %s", self.path.with_suffix(".url"), e)

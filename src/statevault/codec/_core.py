@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, is_dataclass
 from enum import Enum
-from itertools import chain
+from itertools import accumulate, chain
 from types import NoneType
 from typing import Any
 
@@ -682,6 +683,7 @@ class Codec:
             raise CorruptStateError(
                 "the section document is not valid UTF-8: the state is damaged"
             ) from exc
+        _check_nesting(bytes(doc))
         decoder = Decoder(self, buffers)
         try:
             return json.loads(text, object_hook=decoder.hook)
@@ -702,6 +704,47 @@ class Codec:
                 f"the section document is not valid JSON ({exc}): the state is damaged"
             ) from exc
         return self.decode(Encoded(parsed, buffers))
+
+
+# A document nests at most one JSON object per container level (tags wrap a value in one
+# object) and three JSON levels per container level (an int-keyed dict: object, list, pair),
+# plus a few for the root; anything deeper was not written by this codec.
+_MAX_OBJECT_DEPTH = MAX_DEPTH + 8
+_MAX_JSON_DEPTH = 3 * MAX_DEPTH + 8
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("{"): 1, ord("}"): -1, ord("["): 1, ord("]"): -1}
+
+
+def _max_depth(brackets: bytes) -> int:
+    """An upper bound (exact or one or two more) of the bracket nesting depth."""
+    # One replace removes the innermost pairs of one kind: at most one level on any path.
+    # Wide documents (rows of small lists) shrink to almost nothing before the running sum.
+    extra = 0
+    for pair in (b"[]", b"{}"):
+        shorter = brackets.replace(pair, b"")
+        if shorter != brackets:
+            brackets, extra = shorter, extra + 1
+    return extra + max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _check_nesting(doc: bytes) -> None:
+    """Reject a document nested deeper than the encoder writes, before anything recurses on it.
+
+    A forged document 500 objects deep parses, then overflows the stack of whoever walks it
+    (RecursionError); this bounds it as damage. C-speed passes only (regex, translate,
+    replace), and none at all for documents with fewer brackets than the bound.
+    """
+    if doc.count(b"{") + doc.count(b"[") <= _MAX_OBJECT_DEPTH:
+        return
+    brackets = _JSON_STRING.sub(b"", doc).translate(None, _NOT_BRACKETS)
+    depth = _max_depth(brackets)
+    object_depth = _max_depth(brackets.translate(None, b"[]"))
+    if object_depth > _MAX_OBJECT_DEPTH or depth > _MAX_JSON_DEPTH:
+        raise CorruptStateError(
+            f"the section document nests {max(depth, object_depth)} levels deep, deeper than "
+            "statevault writes: the state is damaged or was not written by statevault"
+        )
 
 
 # The built-in handlers register themselves into the base tables when imported.

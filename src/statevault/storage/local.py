@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StorageError
+from ..errors import StorageError, StoragePermissionError
 from .base import (
     ANY,
     TOKEN_HEAD_BYTES,
@@ -45,7 +45,16 @@ NEW_FILE_MODE = 0o600
 NEW_DIR_MODE = 0o700
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_ATTEMPTS = 3
+
+
+def _link_refused(path: str) -> StoragePermissionError:
+    return StoragePermissionError(
+        f"{path} is a symbolic link: statevault never follows links for the files it keeps "
+        "beside a state (lock, versions, spool, .unreadable), since a planted link would "
+        "redirect its writes. Remove the link (it is not statevault's)."
+    )
 
 
 class _FileLock:
@@ -66,7 +75,7 @@ class _FileLock:
         self._rlock.acquire()
         try:
             if self._depth == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, NEW_FILE_MODE)
+                fd = _open_lock_file(self.path)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 except BaseException:
@@ -83,9 +92,33 @@ class _FileLock:
             self._depth -= 1
             if self._depth == 0 and self._fd is not None:
                 fd, self._fd = self._fd, None
-                os.close(fd)  # closing the only descriptor releases the flock
+                # Closing the only descriptor releases the flock. POSIX leaves the descriptor
+                # closed even when close() reports an error (EIO), and the write it guarded
+                # has already landed: that error must not turn a done save into a failed one.
+                with suppress(OSError):
+                    os.close(fd)
         finally:
             self._rlock.release()
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (creating it 0600) the lock file; a symbolic link there is refused, not followed."""
+    flags = os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE)
+    except FileExistsError:
+        try:
+            return os.open(path, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _link_refused(path) from e
+            raise
+    try:
+        os.fchmod(fd, NEW_FILE_MODE)  # the umask may have taken bits away
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 _file_locks: dict[str, _FileLock] = {}
@@ -151,6 +184,8 @@ def _makedirs(path: str) -> None:
     except FileExistsError:
         if not os.path.isdir(path):
             raise
+    else:
+        os.chmod(path, NEW_DIR_MODE)  # the umask may have taken bits away
 
 
 def _pread_all(fd: int, view: memoryview, offset: int) -> int:
@@ -177,7 +212,10 @@ class LocalStore(Store):
     - New files get mode 0600 and missing parent directories 0700. Replacing an existing
       file keeps that file's permission bits, so a deliberate ``chmod 640`` survives saves.
     - Symlinks in the path are resolved when the store is opened, so a save replaces the
-      link's target and the link stays.
+      link's target and the link stays. Side files (``sibling()`` stores: versions,
+      ``.unreadable``; the spool, ``follow_symlinks=False``) and lock files are the opposite:
+      a link there is never followed. Reading one is refused (``StoragePermissionError``),
+      writing one replaces the link itself, and a linked ``.versions`` directory is refused.
     - Each write lists the directory once to find dead temp files.
     """
 
@@ -185,16 +223,36 @@ class LocalStore(Store):
     atomic = True
     conditional = True
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        follow_symlinks: bool = True,
+    ) -> None:
+        """``follow_symlinks=False``: the directory is resolved, the file itself never followed."""
         if storage_options:
             raise ValueError(
                 f"storage_options {sorted(storage_options)} have no meaning for a local path; "
                 "pass none."
             )
         path = url[len("file://") :] if url.startswith("file://") else url
-        self.path = os.path.realpath(os.path.expanduser(path))
+        path = os.path.expanduser(path)
+        if follow_symlinks:
+            path = os.path.realpath(path)
+        else:
+            head, tail = os.path.split(os.path.abspath(path))
+            path = os.path.join(os.path.realpath(head), tail)
+        self._bind(path, nofollow=not follow_symlinks)
+
+    def _bind(self, path: str, *, nofollow: bool, plain_dirs: tuple[str, ...] = ()) -> None:
+        self.path = path
         self.url = self.path
         self._dir, self._name = os.path.split(self.path)
+        self._nofollow = _O_NOFOLLOW if nofollow else 0
+        # Directories between the resolved state directory and a side file (``.versions``):
+        # checked with lstat before each use, never followed.
+        self._plain_dirs = plain_dirs
         self._lock = _file_lock(os.path.join(self._dir, f".{self._name}.lock"))
         self._temp_name = re.compile(rf"\.{re.escape(self._name)}\.tmp-\d+-[0-9a-f]{{16}}")
 
@@ -207,7 +265,7 @@ class LocalStore(Store):
         exactly these bytes (a replace during the read does not affect an open descriptor).
         """
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+            fd = self._open_read()
         except FileNotFoundError as e:
             raise self._not_found(e) from e
         except OSError as e:
@@ -235,7 +293,7 @@ class LocalStore(Store):
     def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
         """The first ``length`` bytes and the info of the same file (one descriptor)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+            fd = self._open_read()
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -256,7 +314,7 @@ class LocalStore(Store):
     def read_range(self, start: int, end: int) -> bytes:
         check_range(start, end)
         try:
-            with open(self.path, "rb", buffering=0) as f:
+            with open(self._open_read(), "rb", buffering=0) as f:
                 size = os.fstat(f.fileno()).st_size
                 end = min(end, size)
                 if end <= start:
@@ -277,7 +335,7 @@ class LocalStore(Store):
 
     def _current(self) -> ObjectInfo | None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+            fd = self._open_read()
         except FileNotFoundError:
             return None
         try:
@@ -286,6 +344,32 @@ class LocalStore(Store):
             return _info(st, zlib.crc32(head))
         finally:
             os.close(fd)
+
+    def _open_read(self) -> int:
+        """Open the file for reading; for a side file, refuse links instead of following."""
+        self._check_plain_dirs()
+        try:
+            return os.open(self.path, os.O_RDONLY | _O_CLOEXEC | self._nofollow)
+        except OSError as e:
+            if self._nofollow and e.errno == errno.ELOOP:
+                raise _link_refused(self.path) from e
+            raise
+
+    def _check_plain_dirs(self) -> None:
+        for directory in self._plain_dirs:
+            try:
+                st = os.lstat(directory)
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                raise self._translate(e, "inspecting") from e
+            if stat.S_ISLNK(st.st_mode):
+                raise _link_refused(directory)
+
+    def _translate(self, exc: BaseException, action: str) -> StorageError:
+        if isinstance(exc, StorageError):
+            return exc
+        return super()._translate(exc, action)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -299,9 +383,10 @@ class LocalStore(Store):
     @contextmanager
     def _locked(self, action: str) -> Iterator[None]:
         try:
+            self._check_plain_dirs()
             _makedirs(self._dir)
             self._lock.acquire()
-        except OSError as e:
+        except (OSError, StorageError) as e:
             raise self._translate(e, action) from e
         try:
             yield
@@ -319,9 +404,13 @@ class LocalStore(Store):
                 if expect is not ANY:
                     self._check_expected(expect)
                 try:
-                    mode = stat.S_IMODE(os.stat(self.path).st_mode)
+                    st = os.lstat(self.path) if self._nofollow else os.stat(self.path)
                 except FileNotFoundError:
                     mode = NEW_FILE_MODE
+                else:
+                    # A link at a side file's name is replaced, never followed (nor its mode).
+                    link = stat.S_ISLNK(st.st_mode)
+                    mode = NEW_FILE_MODE if link else stat.S_IMODE(st.st_mode)
                 return self._replace(chunks, mode)
             except OSError as e:
                 raise self._translate(e, "saving") from e
@@ -334,8 +423,7 @@ class LocalStore(Store):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, NEW_FILE_MODE)
         try:
             try:
-                if mode != NEW_FILE_MODE:
-                    os.fchmod(fd, mode)
+                os.fchmod(fd, mode)  # also undoes what the umask took from NEW_FILE_MODE
                 crc = 0
                 head_left = TOKEN_HEAD_BYTES
                 for chunk in chunks:
@@ -390,6 +478,7 @@ class LocalStore(Store):
             super().keep_copy(dest, chunks, written)
             return
         tmp = os.path.join(dest._dir, f".{dest._name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        dest._check_plain_dirs()
         try:
             _makedirs(dest._dir)
             os.link(self.path, tmp)
@@ -406,9 +495,19 @@ class LocalStore(Store):
         except OSError as e:
             raise dest._translate(e, "keeping a version") from e
         finally:
-            with suppress(FileNotFoundError):
+            # A temp link left behind (EIO here) is removed by the slot's next write.
+            with suppress(OSError):
                 os.unlink(tmp)
         dest.write(chunks, expect=ANY)
 
     def sibling(self, suffix: str) -> LocalStore:
-        return LocalStore(self.path + suffix)
+        """The side file ``<path><suffix>``: never resolved, so a planted link is not followed."""
+        path = os.path.normpath(self.path + suffix)
+        plain = []
+        directory = os.path.dirname(path)
+        while directory.startswith(self._dir + os.sep):
+            plain.append(directory)
+            directory = os.path.dirname(directory)
+        side = LocalStore.__new__(LocalStore)
+        side._bind(path, nofollow=True, plain_dirs=tuple(reversed(plain)))
+        return side
