@@ -1,14 +1,16 @@
 """Storage backends for tests: one ``Backend`` per kind, as fixtures any test can reuse.
 
-Four backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
+Five backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
 around each test), ``s3://`` against an in-process moto server (started once per session
-on a free 127.0.0.1 port, reset per test) and ``dir://`` (fsspec's DirFileSystem over a
-local directory), which statevault has no adapter for, so it goes through ``GenericStore``.
+on a free 127.0.0.1 port, reset per test), ``dir://`` (fsspec's DirFileSystem over a
+local directory), which statevault has no adapter for, so it goes through ``GenericStore``,
+and ``az://`` against Azurite on loopback (``emulators.py``; a fresh prefix per test).
 
 Use them three ways:
 
-- ``backend``: parametrised over all four (``def test_x(backend): backend.open()``);
-- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``: one each;
+- ``backend``: parametrised over all five (``def test_x(backend): backend.open()``);
+- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``,
+  ``azure_backend``: one each;
 - mixins overriding ``backend`` for a class of tests written once::
 
       class TestS3(StoreSuite, S3Fixtures): pass
@@ -32,8 +34,9 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from statevault.storage import Store, open_store
 
-BACKEND_NAMES = ("local", "memory", "s3", "generic")
+BACKEND_NAMES = ("local", "memory", "s3", "generic", "azure")
 S3_BUCKET = "statevault-test"
+AZURE_CONTAINER = "statevault-test"
 
 _REQUEST_LINE = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours non-200 lines
@@ -190,11 +193,33 @@ def generic_backend(tmp_path: Any) -> Backend:
     return Backend("generic", "dir://states/", {"path": str(tmp_path), "target_protocol": "file"})
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(name, marks=[pytest.mark.s3] if name == "s3" else []) for name in BACKEND_NAMES
-    ]
-)
+# -- Azure Blob: Azurite, started by backends/azure/azurite.py (also the by-hand script) ----
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """The session's Azurite blob service (installed by ``npm ci`` and started on first use)."""
+    from emulators import start_azurite
+
+    server = start_azurite()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def azure_backend(azurite: Any) -> Backend:
+    azurite.start()  # running again if a test stopped it
+    azurite.create_container(AZURE_CONTAINER)
+    base = f"az://{AZURE_CONTAINER}/{uuid.uuid4().hex[:8]}/"
+    return Backend("azure", base, dict(azurite.storage_options))
+
+
+_MARKS = {"s3": [pytest.mark.s3], "azure": [pytest.mark.azure]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in BACKEND_NAMES])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn."""
     found: Backend = request.getfixturevalue(f"{request.param}_backend")
@@ -219,6 +244,14 @@ class S3Fixtures:
     @pytest.fixture
     def backend(self, s3_backend: Backend) -> Backend:
         return s3_backend
+
+
+class AzureFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.azure]
+
+    @pytest.fixture
+    def backend(self, azure_backend: Backend) -> Backend:
+        return azure_backend
 
 
 class GenericFixtures:

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from backends import (
+    azure_backend,
+    azurite,
     backend,
     clean_memory,
     generic_backend,
@@ -21,6 +23,8 @@ from backends import (
 )
 
 __all__ = [
+    "azure_backend",
+    "azurite",
     "backend",
     "clean_memory",
     "generic_backend",

@@ -34,6 +34,7 @@ from statevault import (
 )
 
 from backends import (
+    AzureFixtures,
     Backend,
     GenericFixtures,
     LocalFixtures,
@@ -180,6 +181,10 @@ class TestS3(ManagerSuite, S3Fixtures):
 
 
 class TestGeneric(ManagerSuite, GenericFixtures):
+    pass
+
+
+class TestAzure(ManagerSuite, AzureFixtures):
     pass
 
 

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from statevault.errors import ConflictError, StateNotFoundError
 from statevault.storage import ANY, ObjectInfo, Store
 
-from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
+from backends import (
+    AzureFixtures,
+    Backend,
+    GenericFixtures,
+    LocalFixtures,
+    MemoryFixtures,
+    S3Fixtures,
+)
 
 
 class StoreSuite:
@@ -325,6 +332,10 @@ class TestGenericStore(StoreSuite, GenericFixtures):
     expect_atomic = False
     expect_conditional = False
     identical_rewrite_changes_token = False
+
+
+class TestAzureStore(StoreSuite, AzureFixtures):
+    pass
 
 
 def test_parametrised_backend_fixture_opens_each_kind(backend: Backend) -> None:

@@ -1,0 +1,49 @@
+"""Emulators for the cloud backends, started from the project's own files in ``backends/``.
+
+The start scripts in ``backends/<name>/`` are the one implementation, used by a person trying
+a backend by hand and by these fixtures; they are loaded by path (``backends/`` is not a
+package, and ``backends`` in the tests is ``tests/backends.py``). Nothing here skips: an
+emulator that cannot be installed or started fails the tests that need it, saying what to run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str, name: str) -> ModuleType:
+    """Import ``ROOT/relative`` as module ``name`` (once per process)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def azurite_module() -> ModuleType:
+    return load_script("backends/azure/azurite.py", "statevault_backends_azurite")
+
+
+def start_azurite() -> Any:
+    """A running ``Azurite`` (see backends/azure/azurite.py); installs it with npm ci if needed."""
+    module = azurite_module()
+    try:
+        return module.Azurite()
+    except module.AzuriteMissingError as e:
+        pytest.fail(
+            f"Azurite is needed for the az:// tests and could not be started: {e}\n"
+            "Run: npm ci --prefix backends/azure  (node >= 20), or .ci/azure",
+            pytrace=False,
+        )
