@@ -24,6 +24,11 @@ Defaults chosen to fail fast, each overridable in ``storage_options``:
 - ``write_timeout``: statevault's own option, a deadline in seconds for one whole PUT;
   default 60 s plus 1 s per MiB of state.
 
+aiohttp (under azure-core) emits a ``ResourceWarning`` for each request body over 1 MiB given
+as bytes, which is how the SDK sends a single Put Blob; Python hides ResourceWarnings by
+default, and the body is sent whole. Test suites that turn warnings into errors need
+``ignore:Sending a large body directly with raw bytes:ResourceWarning``.
+
 A state is written with one Put Blob, so it holds at most 5000 MiB; bigger ones are refused
 before any request (staged block uploads carry the condition only on their last request, and
 would need several requests per save).
@@ -31,6 +36,7 @@ would need several requests per save).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 import weakref
@@ -49,7 +55,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob.aio import BlobClient, BlobServiceClient, ExponentialRetry
+from azure.storage.blob.aio import BlobClient, BlobServiceClient, LinearRetry
 from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
@@ -73,7 +79,7 @@ DEFAULT_CLIENT_OPTIONS: Final[Mapping[str, float]] = {
     "read_timeout": 5,
     "retry_total": 1,
 }
-#: Backoff before the one retry; the SDK's ExponentialRetry waits 15 s first.
+#: Backoff (seconds, +-0.2) before each retry; the SDK's ExponentialRetry waits 15 s first.
 RETRY_BACKOFF_S: Final = 0.5
 #: A PUT may take this long plus one second per MiB before it is abandoned.
 WRITE_TIMEOUT_BASE_S: Final = 60.0
@@ -101,9 +107,8 @@ class _Account:
         client_kwargs: dict[str, Any] = {
             "connection_timeout": fs_options["connection_timeout"],
             "read_timeout": fs_options["read_timeout"],
-            "retry_policy": ExponentialRetry(
-                initial_backoff=RETRY_BACKOFF_S,  # type: ignore[arg-type]
-                increment_base=2,
+            "retry_policy": LinearRetry(
+                backoff=RETRY_BACKOFF_S,  # type: ignore[arg-type]
                 retry_total=max(0, retry_total),
                 random_jitter_range=0.2,  # type: ignore[arg-type]
             ),
@@ -129,10 +134,21 @@ class _Account:
 
 
 def _close_client(loop: Any, client: BlobServiceClient) -> None:
-    # Best effort at interpreter exit: the loop thread may already be gone.
-    if loop is not None and loop.is_running():
-        with suppress(Exception):
-            sync(loop, client.close, timeout=5)
+    """Close the client's HTTP session on its loop (the account was collected, or exit).
+
+    The finalizer may run on any thread, the loop's own included (where waiting would
+    deadlock), so the close is scheduled, and waited for only from other threads.
+    """
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+    future = asyncio.run_coroutine_threadsafe(client.close(), loop)
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not loop:
+        with suppress(Exception):  # best effort: at exit the loop may stop meanwhile
+            future.result(timeout=5)
 
 
 _accounts: dict[str, _Account] = {}
