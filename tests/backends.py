@@ -1,16 +1,17 @@
 """Storage backends for tests: one ``Backend`` per kind, as fixtures any test can reuse.
 
-Five backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
+Six backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
 around each test), ``s3://`` against an in-process moto server (started once per session
 on a free 127.0.0.1 port, reset per test), ``dir://`` (fsspec's DirFileSystem over a
 local directory), which statevault has no adapter for, so it goes through ``GenericStore``,
-and ``az://`` against Azurite on loopback (``emulators.py``; a fresh prefix per test).
+``az://`` against Azurite and ``gs://`` against fake-gcs-server, both on loopback
+(``emulators.py``; a fresh prefix per test).
 
 Use them three ways:
 
-- ``backend``: parametrised over all five (``def test_x(backend): backend.open()``);
+- ``backend``: parametrised over all six (``def test_x(backend): backend.open()``);
 - ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``,
-  ``azure_backend``: one each;
+  ``azure_backend``, ``gcs_backend``: one each;
 - mixins overriding ``backend`` for a class of tests written once::
 
       class TestS3(StoreSuite, S3Fixtures): pass
@@ -34,9 +35,10 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from statevault.storage import Store, open_store
 
-BACKEND_NAMES = ("local", "memory", "s3", "generic", "azure")
+BACKEND_NAMES = ("local", "memory", "s3", "generic", "azure", "gcs")
 S3_BUCKET = "statevault-test"
 AZURE_CONTAINER = "statevault-test"
+GCS_BUCKET = "statevault-test"
 
 _REQUEST_LINE = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours non-200 lines
@@ -216,7 +218,31 @@ def azure_backend(azurite: Any) -> Backend:
     return Backend("azure", base, dict(azurite.storage_options))
 
 
-_MARKS = {"s3": [pytest.mark.s3], "azure": [pytest.mark.azure]}
+# -- GCS: fake-gcs-server, started by backends/gcs/fakegcs.py -------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[Any]:
+    """The session's fake-gcs-server (from the test extra's wheel)."""
+    from emulators import start_fake_gcs
+
+    server = start_fake_gcs()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gcs_backend(fake_gcs: Any) -> Backend:
+    fake_gcs.start()  # running again if a test stopped it
+    fake_gcs.create_bucket(GCS_BUCKET)
+    return Backend(
+        "gcs", f"gs://{GCS_BUCKET}/{uuid.uuid4().hex[:8]}/", dict(fake_gcs.storage_options)
+    )
+
+
+_MARKS = {"s3": [pytest.mark.s3], "azure": [pytest.mark.azure], "gcs": [pytest.mark.gcs]}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in BACKEND_NAMES])
@@ -252,6 +278,14 @@ class AzureFixtures:
     @pytest.fixture
     def backend(self, azure_backend: Backend) -> Backend:
         return azure_backend
+
+
+class GCSFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.gcs]
+
+    @pytest.fixture
+    def backend(self, gcs_backend: Backend) -> Backend:
+        return gcs_backend
 
 
 class GenericFixtures:

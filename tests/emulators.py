@@ -47,3 +47,19 @@ def start_azurite() -> Any:
             "Run: npm ci --prefix backends/azure  (node >= 20), or .ci/azure",
             pytrace=False,
         )
+
+
+def fake_gcs_module() -> ModuleType:
+    return load_script("backends/gcs/fakegcs.py", "statevault_backends_fakegcs")
+
+
+def start_fake_gcs() -> Any:
+    """A running ``FakeGCS`` (see backends/gcs/fakegcs.py)."""
+    module = fake_gcs_module()
+    try:
+        return module.FakeGCS()
+    except module.FakeGCSMissingError as e:
+        pytest.fail(
+            f"fake-gcs-server is needed for the gs:// tests and could not be started: {e}",
+            pytrace=False,
+        )

@@ -36,6 +36,7 @@ from statevault import (
 from backends import (
     AzureFixtures,
     Backend,
+    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
@@ -185,6 +186,10 @@ class TestGeneric(ManagerSuite, GenericFixtures):
 
 
 class TestAzure(ManagerSuite, AzureFixtures):
+    pass
+
+
+class TestGCS(ManagerSuite, GCSFixtures):
     pass
 
 

@@ -26,6 +26,7 @@ from test_frame import forge_raw
 from backends import (
     AzureFixtures,
     Backend,
+    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
@@ -248,6 +249,10 @@ class TestGeneric(HistorySuite, GenericFixtures):
 
 
 class TestAzure(HistorySuite, AzureFixtures):
+    pass
+
+
+class TestGCS(HistorySuite, GCSFixtures):
     pass
 
 

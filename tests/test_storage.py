@@ -20,6 +20,7 @@ from statevault.storage import ANY, ObjectInfo, Store
 from backends import (
     AzureFixtures,
     Backend,
+    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
@@ -335,6 +336,10 @@ class TestGenericStore(StoreSuite, GenericFixtures):
 
 
 class TestAzureStore(StoreSuite, AzureFixtures):
+    pass
+
+
+class TestGCSStore(StoreSuite, GCSFixtures):
     pass
 
 

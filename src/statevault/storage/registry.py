@@ -31,6 +31,8 @@ _BUILTIN: Final[Mapping[str, str]] = {
     "az": "statevault.storage.azure:AzureStore",
     "abfs": "statevault.storage.azure:AzureStore",
     "abfss": "statevault.storage.azure:AzureStore",
+    "gs": "statevault.storage.gcs:GCSStore",
+    "gcs": "statevault.storage.gcs:GCSStore",
 }
 _GENERIC: Final = "statevault.storage.generic:GenericStore"
 _HINTS: Final[Mapping[str, str]] = {
@@ -39,6 +41,8 @@ _HINTS: Final[Mapping[str, str]] = {
     "az": "Install adlfs to use az:// (pip install 'statevault[azure]')",
     "abfs": "Install adlfs to use abfs:// (pip install 'statevault[azure]')",
     "abfss": "Install adlfs to use abfss:// (pip install 'statevault[azure]')",
+    "gs": "Install gcsfs to use gs:// (pip install 'statevault[gcs]')",
+    "gcs": "Install gcsfs to use gcs:// (pip install 'statevault[gcs]')",
 }
 
 _registry: dict[str, str | type[Store]] = dict(_BUILTIN)
