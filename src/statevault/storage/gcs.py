@@ -274,7 +274,9 @@ class GCSStore(Store):
         if status == 416:  # an empty object
             info = self.info()
             return None if info is None else (b"", info)
-        if self._object_missing(status, body):
+        if status == 404:
+            # No bucket probe here: this is the first-save probe, kept to one request; a
+            # missing bucket is reported by the upload that follows (uploads 404 only then).
             return None
         raise self._fail(status, body, "reading")
 
@@ -329,6 +331,8 @@ class GCSStore(Store):
         if status == 200:
             meta = json.loads(answer)
             return ObjectInfo(len(data), _parse_time(meta.get("updated")), meta["generation"])
+        if status == 404:
+            raise self._fail(404, answer, "saving")  # an upload 404s only without a bucket
         if status == 412 and expect is not ANY:
             raise ConflictError(
                 f"stored object changed: {self.url} was created, replaced or deleted by "
