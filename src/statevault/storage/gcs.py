@@ -151,7 +151,7 @@ class GCSStore(Store):
                 async with self._fs.session.request(
                     method,
                     url,
-                    params=params,
+                    params=self._fs._get_params(dict(params or {})),  # + requester pays
                     headers=all_headers,
                     data=data,
                     timeout=self._fs.requests_timeout,
