@@ -5,13 +5,13 @@ around each test), ``s3://`` against an in-process moto server (started once per
 on a free 127.0.0.1 port, reset per test), ``dir://`` (fsspec's DirFileSystem over a
 local directory), which statevault has no adapter for, so it goes through ``GenericStore``,
 ``az://`` against Azurite and ``gs://`` against fake-gcs-server, both on loopback
-(``emulators.py``; a fresh prefix per test).
+(their fixtures and mixins live in ``emulators.py``; a fresh prefix per test).
 
 Use them three ways:
 
 - ``backend``: parametrised over all six (``def test_x(backend): backend.open()``);
-- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``,
-  ``azure_backend``, ``gcs_backend``: one each;
+- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``: one each
+  (``azure_backend``, ``gcs_backend`` in ``emulators.py``);
 - mixins overriding ``backend`` for a class of tests written once::
 
       class TestS3(StoreSuite, S3Fixtures): pass
@@ -37,8 +37,6 @@ from statevault.storage import Store, open_store
 
 BACKEND_NAMES = ("local", "memory", "s3", "generic", "azure", "gcs")
 S3_BUCKET = "statevault-test"
-AZURE_CONTAINER = "statevault-test"
-GCS_BUCKET = "statevault-test"
 
 _REQUEST_LINE = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours non-200 lines
@@ -195,53 +193,6 @@ def generic_backend(tmp_path: Any) -> Backend:
     return Backend("generic", "dir://states/", {"path": str(tmp_path), "target_protocol": "file"})
 
 
-# -- Azure Blob: Azurite, started by backends/azure/azurite.py (also the by-hand script) ----
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Any]:
-    """The session's Azurite blob service (installed by ``npm ci`` and started on first use)."""
-    from emulators import start_azurite
-
-    server = start_azurite()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def azure_backend(azurite: Any) -> Backend:
-    azurite.start()  # running again if a test stopped it
-    azurite.create_container(AZURE_CONTAINER)
-    base = f"az://{AZURE_CONTAINER}/{uuid.uuid4().hex[:8]}/"
-    return Backend("azure", base, dict(azurite.storage_options))
-
-
-# -- GCS: fake-gcs-server, started by backends/gcs/fakegcs.py -------------------------------
-
-
-@pytest.fixture(scope="session")
-def fake_gcs() -> Iterator[Any]:
-    """The session's fake-gcs-server (from the test extra's wheel)."""
-    from emulators import start_fake_gcs
-
-    server = start_fake_gcs()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def gcs_backend(fake_gcs: Any) -> Backend:
-    fake_gcs.start()  # running again if a test stopped it
-    fake_gcs.create_bucket(GCS_BUCKET)
-    return Backend(
-        "gcs", f"gs://{GCS_BUCKET}/{uuid.uuid4().hex[:8]}/", dict(fake_gcs.storage_options)
-    )
-
-
 _MARKS = {"s3": [pytest.mark.s3], "azure": [pytest.mark.azure], "gcs": [pytest.mark.gcs]}
 
 
@@ -270,22 +221,6 @@ class S3Fixtures:
     @pytest.fixture
     def backend(self, s3_backend: Backend) -> Backend:
         return s3_backend
-
-
-class AzureFixtures:
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.azure]
-
-    @pytest.fixture
-    def backend(self, azure_backend: Backend) -> Backend:
-        return azure_backend
-
-
-class GCSFixtures:
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.gcs]
-
-    @pytest.fixture
-    def backend(self, gcs_backend: Backend) -> Backend:
-        return gcs_backend
 
 
 class GenericFixtures:

@@ -10,12 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from backends import (
-    azure_backend,
-    azurite,
     backend,
     clean_memory,
-    fake_gcs,
-    gcs_backend,
     generic_backend,
     local_backend,
     memory_backend,
@@ -23,6 +19,7 @@ from backends import (
     s3_backend,
     s3_bucket,
 )
+from emulators import azure_backend, azurite, fake_gcs, gcs_backend
 
 __all__ = [
     "azure_backend",

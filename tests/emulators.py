@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from backends import Backend
+
 ROOT = Path(__file__).resolve().parent.parent
+AZURE_CONTAINER = "statevault-test"
+GCS_BUCKET = "statevault-test"
 
 
 def load_script(relative: str, name: str) -> ModuleType:
@@ -63,3 +69,62 @@ def start_fake_gcs() -> Any:
             f"fake-gcs-server is needed for the gs:// tests and could not be started: {e}",
             pytrace=False,
         )
+
+
+# -- Azure Blob: Azurite, started by backends/azure/azurite.py (also the by-hand script) ----
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """The session's Azurite blob service (installed by ``npm ci`` and started on first use)."""
+    server = start_azurite()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def azure_backend(azurite: Any) -> Backend:
+    azurite.start()  # running again if a test stopped it
+    azurite.create_container(AZURE_CONTAINER)
+    base = f"az://{AZURE_CONTAINER}/{uuid.uuid4().hex[:8]}/"
+    return Backend("azure", base, dict(azurite.storage_options))
+
+
+# -- GCS: fake-gcs-server, started by backends/gcs/fakegcs.py -------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[Any]:
+    """The session's fake-gcs-server (from the test extra's wheel)."""
+    server = start_fake_gcs()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gcs_backend(fake_gcs: Any) -> Backend:
+    fake_gcs.start()  # running again if a test stopped it
+    fake_gcs.create_bucket(GCS_BUCKET)
+    return Backend(
+        "gcs", f"gs://{GCS_BUCKET}/{uuid.uuid4().hex[:8]}/", dict(fake_gcs.storage_options)
+    )
+
+
+class AzureFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.azure]
+
+    @pytest.fixture
+    def backend(self, azure_backend: Backend) -> Backend:
+        return azure_backend
+
+
+class GCSFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.gcs]
+
+    @pytest.fixture
+    def backend(self, gcs_backend: Backend) -> Backend:
+        return gcs_backend

@@ -34,15 +34,14 @@ from statevault import (
 )
 
 from backends import (
-    AzureFixtures,
     Backend,
-    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
     MotoS3,
     S3Fixtures,
 )
+from emulators import AzureFixtures, GCSFixtures
 from strategies import assert_same, values
 
 KEY = generate_key()

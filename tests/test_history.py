@@ -24,14 +24,13 @@ from statevault.frame import FORMAT_VERSION
 from test_frame import forge_raw
 
 from backends import (
-    AzureFixtures,
     Backend,
-    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
     S3Fixtures,
 )
+from emulators import AzureFixtures, GCSFixtures
 
 
 def corrupt(sm: StateManager) -> bytes:

@@ -18,14 +18,13 @@ from statevault.errors import ConflictError, StateNotFoundError
 from statevault.storage import ANY, ObjectInfo, Store
 
 from backends import (
-    AzureFixtures,
     Backend,
-    GCSFixtures,
     GenericFixtures,
     LocalFixtures,
     MemoryFixtures,
     S3Fixtures,
 )
+from emulators import AzureFixtures, GCSFixtures
 
 
 class StoreSuite:

@@ -31,8 +31,8 @@ from statevault.storage import azure as azure_module
 from statevault.storage import open_store
 from statevault.storage.azure import AzureStore
 
-from backends import AZURE_CONTAINER, Backend
-from emulators import ROOT, azurite_module
+from backends import Backend
+from emulators import AZURE_CONTAINER, ROOT, azurite_module
 
 pytestmark = pytest.mark.azure
 

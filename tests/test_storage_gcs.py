@@ -16,8 +16,8 @@ from statevault.errors import ConflictError, StorageError, StorageUnavailableErr
 from statevault.storage import open_store
 from statevault.storage.gcs import GCSStore
 
-from backends import GCS_BUCKET, Backend
-from emulators import ROOT
+from backends import Backend
+from emulators import GCS_BUCKET, ROOT
 
 pytestmark = pytest.mark.gcs
 
