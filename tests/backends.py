@@ -6,15 +6,18 @@ backend directly), its name in ``BACKEND_NAMES`` (marks in ``BACKEND_MARKS``), a
 ``<Name>Fixtures`` mixin, the fixture's name in conftest.py, and one line per suite in
 test_storage.py and test_backends_manager.py.
 
-Four backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
+Six backends, each a real one: a local directory (``tmp_path``), ``memory://`` (cleared
 around each test), ``s3://`` against an in-process moto server (started once per session
-on a free 127.0.0.1 port, reset per test) and ``dir://`` (fsspec's DirFileSystem over a
-local directory), which statevault has no adapter for, so it goes through ``GenericStore``.
+on a free 127.0.0.1 port, reset per test), ``dir://`` (fsspec's DirFileSystem over a
+local directory), which statevault has no adapter for, so it goes through ``GenericStore``,
+``az://`` against Azurite and ``gs://`` against fake-gcs-server, both on loopback
+(their fixtures and mixins live in ``emulators.py``; a fresh prefix per test).
 
 Use them three ways:
 
-- ``backend``: parametrised over all four (``def test_x(backend): backend.open()``);
-- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``: one each;
+- ``backend``: parametrised over all six (``def test_x(backend): backend.open()``);
+- ``local_backend``, ``memory_backend``, ``s3_backend``, ``generic_backend``: one each
+  (``azure_backend``, ``gcs_backend`` in ``emulators.py``);
 - mixins overriding ``backend`` for a class of tests written once::
 
       class TestS3(StoreSuite, S3Fixtures): pass
@@ -37,9 +40,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from statevault.testing import Backend, LocalBackend
 
-BACKEND_NAMES = ("local", "memory", "s3", "generic")
+BACKEND_NAMES = ("local", "memory", "s3", "generic", "azure", "gcs")
 #: Marks per backend (a backend that needs a server gets its own marker).
-BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"s3": [pytest.mark.s3]}
+BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {
+    "s3": [pytest.mark.s3],
+    "azure": [pytest.mark.azure],
+    "gcs": [pytest.mark.gcs],
+}
 S3_BUCKET = "statevault-test"
 
 _REQUEST_LINE = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")

@@ -19,10 +19,15 @@ from backends import (
     s3_backend,
     s3_bucket,
 )
+from emulators import azure_backend, azurite, fake_gcs, gcs_backend
 
 __all__ = [
+    "azure_backend",
+    "azurite",
     "backend",
     "clean_memory",
+    "fake_gcs",
+    "gcs_backend",
     "generic_backend",
     "local_backend",
     "memory_backend",

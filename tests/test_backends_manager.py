@@ -36,6 +36,7 @@ from backends import (
     MotoS3,
     S3Fixtures,
 )
+from emulators import AzureFixtures, GCSFixtures
 from strategies import assert_same, values
 
 
@@ -92,6 +93,14 @@ class TestS3(FullCorpus, ManagerSuite, S3Fixtures):
 
 
 class TestGeneric(FullCorpus, ManagerSuite, GenericFixtures):
+    pass
+
+
+class TestAzure(ManagerSuite, AzureFixtures):
+    pass
+
+
+class TestGCS(ManagerSuite, GCSFixtures):
     pass
 
 

@@ -23,7 +23,14 @@ from statevault import (
 from statevault.frame import FORMAT_VERSION
 from test_frame import forge_raw
 
-from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
+from backends import (
+    Backend,
+    GenericFixtures,
+    LocalFixtures,
+    MemoryFixtures,
+    S3Fixtures,
+)
+from emulators import AzureFixtures, GCSFixtures
 
 
 def corrupt(sm: StateManager) -> bytes:
@@ -237,6 +244,14 @@ class TestS3(HistorySuite, S3Fixtures):
 
 
 class TestGeneric(HistorySuite, GenericFixtures):
+    pass
+
+
+class TestAzure(HistorySuite, AzureFixtures):
+    pass
+
+
+class TestGCS(HistorySuite, GCSFixtures):
     pass
 
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from statevault.testing import StoreSuite
 
-from backends import Backend, GenericFixtures, LocalFixtures, MemoryFixtures, S3Fixtures
+from backends import (
+    Backend,
+    GenericFixtures,
+    LocalFixtures,
+    MemoryFixtures,
+    S3Fixtures,
+)
+from emulators import AzureFixtures, GCSFixtures
 
 
 class TestLocalStore(StoreSuite, LocalFixtures):
@@ -27,6 +34,14 @@ class TestGenericStore(StoreSuite, GenericFixtures):
     expect_atomic = False
     expect_conditional = False
     identical_rewrite_changes_token = False
+
+
+class TestAzureStore(StoreSuite, AzureFixtures):
+    pass
+
+
+class TestGCSStore(StoreSuite, GCSFixtures):
+    pass
 
 
 def test_parametrised_backend_fixture_opens_each_kind(backend: Backend) -> None:

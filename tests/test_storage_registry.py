@@ -142,19 +142,29 @@ def test_missing_s3fs_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) ->
     assert isinstance(caught.value.__cause__, ImportError)
 
 
-def test_fsspec_protocol_without_its_package() -> None:
-    pytest.importorskip("fsspec")
-    if "gcsfs" in sys.modules or _importable("gcsfs"):
-        pytest.skip("gcsfs is installed")
-    with pytest.raises(StorageError, match="gcsfs") as caught:
-        open_store("gcs://bucket/state")
+@pytest.mark.parametrize(
+    ("url", "package", "module", "extra"),
+    [
+        ("gcs://bucket/state", "gcsfs", "gcs", "gcs"),
+        ("gs://bucket/state", "gcsfs", "gcs", "gcs"),
+        ("az://box/state", "adlfs", "azure", "azure"),
+        ("abfs://box/state", "adlfs", "azure", "azure"),
+    ],
+)
+def test_cloud_protocol_without_its_package(
+    monkeypatch: pytest.MonkeyPatch, url: str, package: str, module: str, extra: str
+) -> None:
+    """As if the backend's package were not installed: the hint names the extra."""
+    protocol = url.split("://", maxsplit=1)[0]
+    monkeypatch.setitem(sys.modules, package, None)
+    monkeypatch.delitem(sys.modules, f"statevault.storage.{module}", raising=False)
+    monkeypatch.setitem(registry_module._registry, protocol, registry_module._BUILTIN[protocol])
+    with pytest.raises(
+        StorageError,
+        match=rf"Install {package} to use {protocol}:// \(pip install 'statevault\[{extra}\]'\)",
+    ) as caught:
+        open_store(url)
     assert isinstance(caught.value.__cause__, ImportError)
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def test_protocol_nobody_knows() -> None:

@@ -4,23 +4,32 @@ fsspec's local ``pipe_file`` writes in place, so a reader (or a crash) can see a
 file; this adapter does the temp-file dance itself. Every writer holds an exclusive
 ``flock`` on a sidecar ``.<name>.lock`` while it writes, so two processes never interleave,
 compare-and-swap is real, and any ``.<name>.tmp-*`` found while holding the lock belongs to a
-writer that died mid-write and is removed. POSIX only (``fcntl``).
+writer that died mid-write and is removed.
+
+Portable: the cross-process lock is ``filelock`` (``flock`` on POSIX, ``msvcrt.locking`` on
+Windows); on Windows a replace that meets a reader holding the file open is retried with a
+bounded backoff, directories are not fsynced (Windows cannot open them; NTFS journals the
+rename) and permission bits are left to the platform (only the read-only flag exists there).
+See docs/storage.md for what is verified on Windows and what only on Linux.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import re
 import secrets
 import stat
+import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import filelock
 
 from ..errors import StorageError, StoragePermissionError
 from .base import (
@@ -48,6 +57,15 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_ATTEMPTS = 3
 
+#: Windows behaviour (replace retries, no directory fsync, no chmod). A module flag, not a
+#: check at each call, so tests can run the Windows branches on Linux (docs/storage.md).
+WINDOWS = sys.platform == "win32"
+#: A replace blocked by a reader (Windows sharing violation) is retried this many times,
+#: sleeping 5 ms, 10 ms, ... (capped at 0.25 s each; about 2 s in all) before giving up.
+REPLACE_ATTEMPTS = 12
+_REPLACE_BACKOFF_S = 0.005
+_REPLACE_BACKOFF_MAX_S = 0.25
+
 
 def _link_refused(path: str) -> StoragePermissionError:
     return StoragePermissionError(
@@ -58,30 +76,29 @@ def _link_refused(path: str) -> StoragePermissionError:
 
 
 class _FileLock:
-    """An exclusive ``flock`` on one lock file, re-entrant within a thread, shared per process.
+    """An exclusive OS lock on one lock file, re-entrant within a thread, shared per process.
 
-    ``flock`` already excludes other open file descriptions (other processes, and other
-    threads that open the file themselves); the RLock in front adds re-entrancy, so a caller
-    holding ``Store.lock()`` can call ``write``, which takes the same lock.
+    The OS lock is ``filelock.FileLock`` (``flock`` on POSIX, ``msvcrt.locking`` on Windows),
+    which excludes other processes; the RLock in front excludes the other threads of this one
+    and adds re-entrancy, so a caller holding ``Store.lock()`` can call ``write``, which takes
+    the same lock. ``thread_local=False``: the OS lock belongs to the process, the RLock says
+    which thread holds it. The lock file is kept after release (deleting lock files races).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._rlock = threading.RLock()
         self._depth = 0
-        self._fd: int | None = None
+        self._os_lock = filelock.FileLock(path, mode=NEW_FILE_MODE, thread_local=False)
 
     def acquire(self) -> None:
         self._rlock.acquire()
         try:
             if self._depth == 0:
-                fd = _open_lock_file(self.path)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-                self._fd = fd
+                # Our own open first: it refuses a planted symbolic link and creates the file
+                # 0600 under any umask, before filelock opens (and truncates) it.
+                os.close(_open_lock_file(self.path))
+                self._os_lock.acquire()
             self._depth += 1
         except BaseException:
             self._rlock.release()
@@ -90,13 +107,12 @@ class _FileLock:
     def release(self) -> None:
         try:
             self._depth -= 1
-            if self._depth == 0 and self._fd is not None:
-                fd, self._fd = self._fd, None
-                # Closing the only descriptor releases the flock. POSIX leaves the descriptor
-                # closed even when close() reports an error (EIO), and the write it guarded
-                # has already landed: that error must not turn a done save into a failed one.
+            if self._depth == 0:
+                # Releasing closes the descriptor. POSIX leaves it closed even when close()
+                # reports an error (EIO), and the write it guarded has already landed: that
+                # error must not turn a done save into a failed one.
                 with suppress(OSError):
-                    os.close(fd)
+                    self._os_lock.release()
         finally:
             self._rlock.release()
 
@@ -114,7 +130,7 @@ def _open_lock_file(path: str) -> int:
                 raise _link_refused(path) from e
             raise
     try:
-        os.fchmod(fd, NEW_FILE_MODE)  # the umask may have taken bits away
+        _set_mode(fd, NEW_FILE_MODE)  # the umask may have taken bits away
     except BaseException:
         os.close(fd)
         raise
@@ -152,16 +168,24 @@ def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def _fsync(fd: int) -> None:
-    # On macOS fsync only reaches the drive's cache; F_FULLFSYNC reaches the platter.
-    full = getattr(fcntl, "F_FULLFSYNC", None)
-    if full is not None:
-        fcntl.fcntl(fd, full)
+    # On macOS fsync only reaches the drive's cache; F_FULLFSYNC reaches the platter. On
+    # Windows os.fsync is FlushFileBuffers, which reaches the drive.
+    if sys.platform == "darwin":
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
     else:
         os.fsync(fd)
 
 
 def _fsync_dir(path: str) -> None:
-    """Make a rename in ``path`` durable; a few filesystems cannot fsync directories."""
+    """Make a rename in ``path`` durable; a few filesystems cannot fsync directories.
+
+    Windows has no directory fsync (a directory cannot be opened as a file there); NTFS
+    journals the rename itself, so this is a no-op on Windows.
+    """
+    if WINDOWS:
+        return
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -188,6 +212,49 @@ def _makedirs(path: str) -> None:
         os.chmod(path, NEW_DIR_MODE)  # the umask may have taken bits away
 
 
+def _replace_file(src: str, dst: str) -> None:
+    """``os.replace``, retried on Windows while a reader holds ``dst`` open.
+
+    POSIX replaces under open readers. Windows refuses (PermissionError: sharing violation or
+    access denied) while another process has ``dst`` open without FILE_SHARE_DELETE, which is
+    how most programs, Python's ``open`` included, open files; such readers are short-lived,
+    so the replace is retried with a bounded backoff, then reported as a ``StorageError`` that
+    says so. The temp file stays intact until the caller removes it.
+    """
+    delay = _REPLACE_BACKOFF_S
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError as e:
+            if not WINDOWS:
+                raise
+            if attempt == REPLACE_ATTEMPTS - 1:
+                raise StorageError(
+                    f"Could not replace {dst}: another program keeps it open (Windows does not "
+                    f"replace a file that is open), {REPLACE_ATTEMPTS} attempts over about "
+                    "2 s. Close the program reading it, then save again; the stored state is "
+                    "the previous one."
+                ) from e
+            time.sleep(delay)
+            delay = min(delay * 2, _REPLACE_BACKOFF_MAX_S)
+
+
+def _set_mode(fd: int, mode: int) -> None:
+    """Give the new file ``mode``; Windows has only a read-only flag, so nothing there."""
+    if not WINDOWS and hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """``os.pread`` where the platform has it (not Windows); seek and read elsewhere."""
+    if hasattr(os, "pread") and not WINDOWS:
+        return os.pread(fd, length, offset)
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        f.seek(offset)
+        return f.read(length) or b""
+
+
 def _pread_all(fd: int, view: memoryview, offset: int) -> int:
     """Fill ``view`` from ``offset``; return how many bytes were read (short only at EOF)."""
     got = 0
@@ -204,7 +271,7 @@ def _pread_all(fd: int, view: memoryview, offset: int) -> int:
 class LocalStore(Store):
     """A state file on the local filesystem; atomic and truly conditional across processes.
 
-    - ``write`` takes an exclusive ``flock`` on ``.<name>.lock`` (kept, never deleted:
+    - ``write`` takes an exclusive OS lock (filelock) on ``.<name>.lock`` (kept, never deleted:
       deleting lock files races), removes temp files of dead writers, checks ``expect``,
       writes ``.<name>.tmp-<pid>-<random>`` in the same directory, fsyncs it,
       ``os.replace``-s it over the state and fsyncs the directory. Readers never lock: they
@@ -277,7 +344,7 @@ class LocalStore(Store):
                 before = os.fstat(fd)
                 buf = bytearray(before.st_size)
                 got = _pread_all(fd, memoryview(buf), 0)
-                grew = os.pread(fd, 1, before.st_size)
+                grew = _pread(fd, 1, before.st_size)
                 after = os.fstat(fd)
                 if got == before.st_size and not grew and _same_version(before, after):
                     return buf, _info(after, head_crc(buf))
@@ -340,7 +407,7 @@ class LocalStore(Store):
             return None
         try:
             st = os.fstat(fd)
-            head = os.pread(fd, TOKEN_HEAD_BYTES, 0)
+            head = _pread(fd, TOKEN_HEAD_BYTES, 0)
             return _info(st, zlib.crc32(head))
         finally:
             os.close(fd)
@@ -423,7 +490,7 @@ class LocalStore(Store):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, NEW_FILE_MODE)
         try:
             try:
-                os.fchmod(fd, mode)  # also undoes what the umask took from NEW_FILE_MODE
+                _set_mode(fd, mode)  # also undoes what the umask took from NEW_FILE_MODE
                 crc = 0
                 head_left = TOKEN_HEAD_BYTES
                 for chunk in chunks:
@@ -435,7 +502,7 @@ class LocalStore(Store):
                         written = os.write(fd, view)
                         view = view[written:]
                 _fsync(fd)
-                os.replace(tmp, self.path)
+                _replace_file(tmp, self.path)
             except BaseException:
                 with suppress(OSError):
                     os.unlink(tmp)
@@ -490,7 +557,7 @@ class LocalStore(Store):
                 same = _info(os.fstat(f.fileno()), head_crc(f.read(TOKEN_HEAD_BYTES)))
             if same.token == written.token:
                 with dest._locked("keeping a version"):
-                    os.replace(tmp, dest.path)
+                    _replace_file(tmp, dest.path)
                 return
         except OSError as e:
             raise dest._translate(e, "keeping a version") from e

@@ -39,11 +39,21 @@ _BUILTIN: Final[Mapping[str, str]] = {
     "memory": "statevault.storage.memory:MemoryStore",
     "s3": "statevault.storage.s3:S3Store",
     "s3a": "statevault.storage.s3:S3Store",
+    "az": "statevault.storage.azure:AzureStore",
+    "abfs": "statevault.storage.azure:AzureStore",
+    "abfss": "statevault.storage.azure:AzureStore",
+    "gs": "statevault.storage.gcs:GCSStore",
+    "gcs": "statevault.storage.gcs:GCSStore",
 }
 _GENERIC: Final = "statevault.storage.generic:GenericStore"
 _HINTS: Final[Mapping[str, str]] = {
     "s3": "Install s3fs to use s3:// (pip install 'statevault[s3]')",
     "s3a": "Install s3fs to use s3a:// (pip install 'statevault[s3]')",
+    "az": "Install adlfs to use az:// (pip install 'statevault[azure]')",
+    "abfs": "Install adlfs to use abfs:// (pip install 'statevault[azure]')",
+    "abfss": "Install adlfs to use abfss:// (pip install 'statevault[azure]')",
+    "gs": "Install gcsfs to use gs:// (pip install 'statevault[gcs]')",
+    "gcs": "Install gcsfs to use gcs:// (pip install 'statevault[gcs]')",
 }
 
 _registry: dict[str, str | type[Store]] = dict(_BUILTIN)

@@ -1,0 +1,130 @@
+"""Emulators for the cloud backends, started from the project's own files in ``backends/``.
+
+The start scripts in ``backends/<name>/`` are the one implementation, used by a person trying
+a backend by hand and by these fixtures; they are loaded by path (``backends/`` is not a
+package, and ``backends`` in the tests is ``tests/backends.py``). Nothing here skips: an
+emulator that cannot be installed or started fails the tests that need it, saying what to run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
+
+import pytest
+
+from backends import Backend
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURE_CONTAINER = "statevault-test"
+GCS_BUCKET = "statevault-test"
+
+
+def load_script(relative: str, name: str) -> ModuleType:
+    """Import ``ROOT/relative`` as module ``name`` (once per process)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def azurite_module() -> ModuleType:
+    return load_script("backends/azure/azurite.py", "statevault_backends_azurite")
+
+
+def start_azurite() -> Any:
+    """A running ``Azurite`` (see backends/azure/azurite.py); installs it with npm ci if needed."""
+    module = azurite_module()
+    try:
+        return module.Azurite()
+    except module.AzuriteMissingError as e:
+        pytest.fail(
+            f"Azurite is needed for the az:// tests and could not be started: {e}\n"
+            "Run: npm ci --prefix backends/azure  (node >= 20), or .ci/azure",
+            pytrace=False,
+        )
+
+
+def fake_gcs_module() -> ModuleType:
+    return load_script("backends/gcs/fakegcs.py", "statevault_backends_fakegcs")
+
+
+def start_fake_gcs() -> Any:
+    """A running ``FakeGCS`` (see backends/gcs/fakegcs.py)."""
+    module = fake_gcs_module()
+    try:
+        return module.FakeGCS()
+    except module.FakeGCSMissingError as e:
+        pytest.fail(
+            f"fake-gcs-server is needed for the gs:// tests and could not be started: {e}",
+            pytrace=False,
+        )
+
+
+# -- Azure Blob: Azurite, started by backends/azure/azurite.py (also the by-hand script) ----
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """The session's Azurite blob service (installed by ``npm ci`` and started on first use)."""
+    server = start_azurite()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def azure_backend(azurite: Any) -> Backend:
+    azurite.start()  # running again if a test stopped it
+    azurite.create_container(AZURE_CONTAINER)
+    base = f"az://{AZURE_CONTAINER}/{uuid.uuid4().hex[:8]}/"
+    return Backend("azure", base, dict(azurite.storage_options))
+
+
+# -- GCS: fake-gcs-server, started by backends/gcs/fakegcs.py -------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[Any]:
+    """The session's fake-gcs-server (from the test extra's wheel)."""
+    server = start_fake_gcs()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gcs_backend(fake_gcs: Any) -> Backend:
+    fake_gcs.start()  # running again if a test stopped it
+    fake_gcs.create_bucket(GCS_BUCKET)
+    return Backend(
+        "gcs", f"gs://{GCS_BUCKET}/{uuid.uuid4().hex[:8]}/", dict(fake_gcs.storage_options)
+    )
+
+
+class AzureFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.azure]
+
+    @pytest.fixture
+    def backend(self, azure_backend: Backend) -> Backend:
+        return azure_backend
+
+
+class GCSFixtures:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.gcs]
+
+    @pytest.fixture
+    def backend(self, gcs_backend: Backend) -> Backend:
+        return gcs_backend
