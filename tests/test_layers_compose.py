@@ -26,7 +26,7 @@ from statevault.migrations import Migrations
 from statevault.spool import Spool
 from statevault.storage import ANY, ObjectInfo
 from statevault.storage.local import LocalStore
-from statevault.transforms import default_transforms, zstd
+from statevault.transforms import TransformConfig, default_transforms
 
 
 class LandsThenFails(LocalStore):
@@ -46,12 +46,7 @@ class LandsThenFails(LocalStore):
 def compose(
     store: LocalStore, *, layout: type[FlatLayout] | type[TradingLayout] = FlatLayout
 ) -> tuple[StateCodec, Commit, Failover]:
-    frames = FrameStore(
-        store,
-        registry=default_transforms.child(),
-        keyring=None,
-        write_transforms=lambda: [zstd(3)],
-    )
+    frames = FrameStore(store, config=TransformConfig(default_transforms.child(), "zstd", 3))
     codec = StateCodec(frames, layout(TypeRegistry()), Migrations(), kind="state", schema_version=1)
     commit = Commit(frames, codec.decode, "raise")
     return codec, commit, Failover(Recovery(commit, keep_versions=2), None)
