@@ -285,6 +285,8 @@ def test_pandas_named_zone_keeps_its_class() -> None:
     # pandas 2.x turns tz="Europe/London" into a pytz zone, pandas 3 into a ZoneInfo: either
     # way the class that went in comes back (on pandas 2.2 this is the pytz path).
     idx = pd.date_range("2024-03-30", periods=3, freq="h", tz="Europe/London")
+    if int(pd.__version__.split(".")[0]) < 3:
+        assert type(idx.tz).__module__.startswith("pytz")  # what pandas 2.x users get
     values = {"idx": idx, "ts": idx[1], "s": pd.Series(idx)}
     for out in check(values):
         assert type(out["idx"].tz) is type(idx.tz)
@@ -312,3 +314,29 @@ def test_cycle_and_depth_errors_carry_the_path() -> None:
     with pytest.raises(SerializationError, match="nests deeper") as caught:
         codec.encode({"model": deep}, root="state['bot']")
     assert caught.value.path.startswith("state['bot']['model']['x']")
+
+
+def _any_zone() -> st.SearchStrategy[Any]:
+    zones = [st.timezones(), hdateutil.timezones(), st.just(dt.UTC)]
+    if HAS_PYTZ:
+        import hypothesis.extra.pytz as hpytz
+
+        zones.append(hpytz.timezones())
+    return st.one_of(zones)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=_any_zone(),
+    stamps=st.lists(st.integers(-(2**52), 2**52), min_size=1, max_size=6),
+    unit=st.sampled_from(["s", "ms", "us", "ns"]),
+)
+def test_pandas_property_any_zone_library(zone: Any, stamps: list[int], unit: str) -> None:
+    import numpy as np
+
+    raw = np.array(stamps, dtype=np.int64) // {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    idx = pd.DatetimeIndex(raw.view(f"M8[{unit}]")).tz_localize("UTC").tz_convert(zone)
+    value = {"idx": idx, "ts": idx[0], "col": pd.Series(idx, name=0)}
+    for out in check(value):
+        assert type(out["idx"].tz) is type(idx.tz)
+        assert out["ts"].utcoffset() == idx[0].utcoffset()
