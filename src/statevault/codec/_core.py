@@ -63,7 +63,10 @@ BASE_DECODERS: dict[str, DecodeFn] = {}
 # only after the exact lookup missed.
 BASE_SUBCLASS_ENCODERS: dict[type[Any], EncodeFn] = {}
 _EAGER = tuple(f for f in FAMILIES if f.eager)
-_BY_ROOT = {root: f for f in FAMILIES for root in f.roots}
+_BY_ROOT: dict[str, tuple[Family, ...]] = {}
+for _family in FAMILIES:
+    for _root in _family.roots:
+        _BY_ROOT[_root] = (*_BY_ROOT.get(_root, ()), _family)
 # Longest prefix first, so a family may own a narrower prefix inside another's ("pd.x." in "pd.").
 _BY_PREFIX = sorted((f for f in FAMILIES if not f.eager), key=lambda f: -len(f.prefix))
 _loaded: set[str] = set()
@@ -456,9 +459,15 @@ class Encoder:
     def _miss(self, obj: Any, depth: int) -> Any:
         t = type(obj)
         root = (getattr(t, "__module__", "") or "").partition(".")[0]
-        family = _BY_ROOT.get(root)
-        if family is not None and family.module not in _loaded:
-            load_family(family)
+        pending = [f for f in _BY_ROOT.get(root, ()) if f.module not in _loaded]
+        if pending:
+            for family in pending:
+                try:
+                    load_family(family)
+                except ImportError:
+                    # A family that needs another optional library (e.g. pyarrow for some
+                    # pandas types): not installed, so this value is none of its types.
+                    continue
             self._use(self._codec.tables())
             fn = self.encoders.get(t)
             if fn is not None:

@@ -14,10 +14,14 @@ tags contain no ``.``) and neither do their types: the merged tables are therefo
 whatever order the families load in (a test checks this). Stored tags are looked up in these
 fixed dicts; nothing named by stored data is ever imported.
 
-To add a family: write the module (``ENCODERS``/``DECODERS``, no import-time side effects), add
-one row here with a new tag prefix, and list its tags in docs/types.md. ``hint`` is shown when
-the module cannot be imported at load time (``install ...``); leave it empty for a module that
-always imports and reports a missing optional library itself, per tag.
+To add a family: write the module (``ENCODERS``/``DECODERS``, optionally
+``SUBCLASS_ENCODERS`` for classes made at run time; no import-time side effects), add one row
+here with a tag prefix of its own (a narrower prefix inside another family's, such as
+``"pd.arrow."``, is fine: a tag belongs to the longest prefix it starts with), and list its tags
+in docs/types.md. Several families may share a root (all of them load when a value of that
+library is met; one whose import fails, for a missing optional library, is skipped on encode).
+``hint`` is shown when the module cannot be imported while decoding (``install ...``); leave it
+empty for a module that always imports and names a missing optional library itself, per tag.
 """
 
 from __future__ import annotations
