@@ -141,3 +141,25 @@ def test_missing_family_library_names_the_install_hint() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("state['a'] | ")
     assert "pip install 'statevault[pandas]'" in out.stdout
+
+
+def test_families_sharing_a_root_all_load_and_a_missing_optional_one_is_skipped() -> None:
+    code = (
+        "import sys, types, fractions\n"
+        "from statevault.codec import _core, Codec\n"
+        "from statevault.codec._families import Family\n"
+        "ok = types.ModuleType('fam_ok')\n"
+        "ok.ENCODERS = {fractions.Fraction: lambda e, o, d: {'$t': 'q.frac', 'v': str(o)}}\n"
+        "ok.DECODERS = {'q.frac': lambda d, v: fractions.Fraction(v['v'])}\n"
+        "sys.modules['fam_ok'] = ok\n"
+        "sys.modules['fam_missing'] = None  # its optional library is not installed\n"
+        "missing = Family('fam_missing', ('fractions',), 'q.m.', 'x (pip install x)')\n"
+        "_core._BY_ROOT['fractions'] = (missing, Family('fam_ok', ('fractions',), 'q.', ''))\n"
+        "_core._BY_PREFIX[:0] = [missing, _core._BY_ROOT['fractions'][1]]\n"
+        "doc = Codec().encode(fractions.Fraction(1, 3)).doc\n"
+        "assert doc == {'$t': 'q.frac', 'v': '1/3'}, doc\n"
+        "assert 'fam_missing' not in _core._loaded\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
