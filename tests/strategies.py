@@ -557,6 +557,7 @@ def _same_float(a: float, b: float) -> bool:
 
 def _same_tz(a: Any, b: Any, where: str) -> None:
     assert type(a) is type(b), f"{where}: tz type {type(a)} != {type(b)}"
+    assert type(a) is type(b), f"{where}: tz class {type(a)} != {type(b)}"
     if isinstance(a, zoneinfo.ZoneInfo):
         assert a.key == b.key, f"{where}: zone {a.key} != {b.key}"
     elif isinstance(a, dt.timezone):
@@ -585,9 +586,22 @@ def _same_index(a: Any, b: Any, where: str) -> None:
             assert_same(x, y, f"{where}[{i}]")
 
 
+def _dtype_facts(d: Any) -> Any:
+    """Everything that tells two dtypes apart, nested fields and subarrays included."""
+    if d.subdtype is not None:
+        return ("sub", _dtype_facts(d.subdtype[0]), d.subdtype[1])
+    if d.fields is None:
+        return d.str
+    fields = [(n, _dtype_facts(d.fields[n][0]), d.fields[n][1], d.fields[n][2:]) for n in d.names]
+    return (fields, d.itemsize, d.isalignedstruct, d.type)
+
+
 def _same_array(a: Any, b: Any, where: str) -> None:
     assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
     assert a.dtype.str == b.dtype.str, f"{where}: dtype {a.dtype.str} != {b.dtype.str}"
+    if a.dtype.fields is not None:  # structured: == ignores alignment flags and record types
+        fa, fb = _dtype_facts(a.dtype), _dtype_facts(b.dtype)
+        assert fa == fb, f"{where}: structured dtype {fa} != {fb}"
     assert a.shape == b.shape, f"{where}: shape {a.shape} != {b.shape}"
     assert b.flags.writeable, f"{where}: decoded array is read-only"
     if a.dtype.kind == "O":

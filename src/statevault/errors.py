@@ -74,16 +74,22 @@ class StateNotFoundError(StateError):
 
 
 class SerializationError(StateError):
-    """The state cannot be encoded; nothing was written and the stored state is unchanged."""
+    """The state cannot be encoded; nothing was written and the stored state is unchanged.
+
+    ``path`` says where the failing value sits, e.g. ``state['pairs'][0]`` ("" when unknown).
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class UnsupportedTypeError(SerializationError, TypeError):
     """A value's type has no handler; ``path`` says where it sits, e.g. ``state['a'][0]``."""
 
     def __init__(self, message: str, *, type_name: str = "", path: str = "") -> None:
-        super().__init__(message)
+        super().__init__(message, path=path)
         self.type_name = type_name
-        self.path = path
 
 
 class DecodeError(StateError):

@@ -8,7 +8,8 @@ Public API::
 value into one section payload and back. User types are registered on a ``TypeRegistry``
 (``default_registry`` unless a codec is given another); the spec's name-based
 ``register_serializer``/``register_deserializer`` hooks live there too. Supported types,
-encodings and the payload layout are documented in docs/types.md. numpy and pandas are imported
+encodings and the payload layout are documented in docs/types.md. Built-in handlers come in
+families listed in one table (``_families.py``); numpy, pandas, pytz and dateutil are imported
 only when a value (or a stored tag) of theirs is met, so importing this package stays light.
 """
 

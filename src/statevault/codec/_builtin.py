@@ -10,17 +10,30 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
+import os
 import pathlib
+import re
 import uuid
 import zoneinfo
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Decimal
+from importlib import resources
 from typing import Any
 
-from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, install, short_repr
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, short_repr
 from statevault.errors import DecodeError, UnknownTypeTagError
 
-__all__ = ["INLINE_BYTES", "decode_tzinfo", "field", "int_field", "list_field", "str_field"]
+__all__ = [
+    "INLINE_BYTES",
+    "decode_tzinfo",
+    "field",
+    "int_field",
+    "list_field",
+    "str_field",
+    "zone_key",
+]
 
 INLINE_BYTES = 512
 """bytes up to this size are stored inline (base64) in the document, larger ones as buffers."""
@@ -285,13 +298,58 @@ def enc_zoneinfo(e: Encoder, obj: zoneinfo.ZoneInfo, depth: int) -> Any:
     return {TAG: "zoneinfo", "key": obj.key}
 
 
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]{1,64}(?:/[A-Za-z0-9_+-]{1,64}){0,3}")
+
+
+@functools.cache
+def _tzdata_zones() -> frozenset[str]:
+    # The zone list the tzdata package ships (what zoneinfo falls back to without TZPATH files).
+    try:
+        text = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(text.split())
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_known(key: str) -> bool:
+    # zoneinfo's own lookup, without opening anything: a file under a TZPATH folder, else a
+    # name on tzdata's list. (available_timezones() does the same for every zone: ~1 s cold.)
+    if any(os.path.isfile(os.path.join(root, key)) for root in zoneinfo.TZPATH):
+        return True
+    return key in _tzdata_zones()
+
+
+def zone_key(
+    key: Any, library: str = "zoneinfo", known: Callable[[str], bool] | None = None
+) -> str:
+    """A stored IANA zone name, checked before any zone library sees it.
+
+    Only names of the tz database that this machine knows pass: a strict pattern (letters,
+    digits, ``_+-`` in at most four ``/``-separated parts, so no ``..``, no leading ``/``, no
+    dots at all) and the rule ``zoneinfo`` itself uses: a file of that name under a
+    ``zoneinfo.TZPATH`` folder, else a name on the tzdata package's list. Zone libraries turn a
+    name into a file path or an import of ``tzdata.zoneinfo.<Area>``; a name from stored data
+    must never choose what is opened or imported. ``known`` replaces the membership rule for
+    a library with its own zone list (pytz).
+    """
+    if type(key) is not str or not _ZONE_KEY.fullmatch(key):
+        raise DecodeError(f"{short_repr(key)} is not a valid time zone name: the state is damaged")
+    if not (_zone_known if known is None else known)(key):
+        raise DecodeError(
+            f"time zone {key!r} ({library}) is not known on this machine: install or update "
+            f"the tzdata package (pip install tzdata)"
+        )
+    return key
+
+
 def dec_zoneinfo(_: Decoder, d: dict[str, Any]) -> zoneinfo.ZoneInfo:
-    key = str_field(d, "key")
+    key = zone_key(str_field(d, "key"))
     try:
         return zoneinfo.ZoneInfo(key)
-    except zoneinfo.ZoneInfoNotFoundError as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise DecodeError(
-            f"time zone {key!r} is not known on this machine: install the tzdata package"
+            f"time zone {key!r} cannot be read on this machine: install the tzdata package"
         ) from exc
 
 
@@ -453,5 +511,3 @@ DECODERS: dict[str, DecodeFn] = {
     "hook": dec_hook,
     "ref": dec_ref,
 }
-
-install(ENCODERS, DECODERS)

@@ -13,6 +13,7 @@ parsed document walks it. Errors carry the path of the failing value inside the 
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import re
@@ -24,6 +25,7 @@ from itertools import accumulate, chain
 from types import NoneType
 from typing import Any
 
+from statevault.codec._families import FAMILIES, Family
 from statevault.codec._payload import Buffer, pack, unpack
 from statevault.codec._registry import (
     TypeRegistry,
@@ -54,37 +56,67 @@ _PATH = "\x00PATH\x00"  # placeholder replaced by the value's path when the erro
 EncodeFn = Callable[["Encoder", Any, int], Any]
 DecodeFn = Callable[["Decoder", dict[str, Any]], Any]
 
-# The base the user cannot break: built-in handlers by exact type and by tag. numpy and pandas
-# handlers are added lazily, the first time a value from those modules (or their tag) is met.
+# The base the user cannot break: built-in handlers by exact type and by tag, merged from the
+# handler modules of the family table (codec/_families.py) as each family is loaded.
 BASE_ENCODERS: dict[type[Any], EncodeFn] = {}
 BASE_DECODERS: dict[str, DecodeFn] = {}
-_LAZY_BY_MODULE = {"numpy": "statevault.codec._numpy", "pandas": "statevault.codec._pandas"}
-_LAZY_BY_TAG_PREFIX = {"np.": "statevault.codec._numpy", "pd.": "statevault.codec._pandas"}
-_INSTALL_HINT = {
-    "statevault.codec._numpy": "numpy (pip install 'statevault[pandas]')",
-    "statevault.codec._pandas": "pandas (pip install 'statevault[pandas]')",
-}
+# Base class -> encoder for types built at run time (pytz makes one class per zone), consulted
+# only after the exact lookup missed.
+BASE_SUBCLASS_ENCODERS: dict[type[Any], EncodeFn] = {}
+_EAGER = tuple(f for f in FAMILIES if f.eager)
+_BY_ROOT: dict[str, tuple[Family, ...]] = {}
+for _family in FAMILIES:
+    for _root in _family.roots:
+        _BY_ROOT[_root] = (*_BY_ROOT.get(_root, ()), _family)
+# Longest prefix first, so a family may own a narrower prefix inside another's ("pd.x." in "pd.").
+_BY_PREFIX = sorted((f for f in FAMILIES if not f.eager), key=lambda f: -len(f.prefix))
 _loaded: set[str] = set()
 _load_lock = threading.Lock()
+_base_ready = False
 
 
-def install(encoders: dict[type[Any], EncodeFn], decoders: dict[str, DecodeFn]) -> None:
-    """Add built-in handlers to the base (used by the handler modules)."""
-    BASE_ENCODERS.update(encoders)
-    BASE_DECODERS.update(decoders)
+def family_of_tag(tag: str) -> Family | None:
+    """The lazy family whose prefix a tag starts with (the longest such prefix), if any."""
+    return next((f for f in _BY_PREFIX if tag.startswith(f.prefix)), None)
 
 
-def _load(module: str) -> bool:
-    """Import a lazy handler module once; True if it was newly loaded."""
-    if module in _loaded:
+def load_family(family: Family) -> bool:
+    """Import a family's handler module once and merge its tables; True if newly loaded.
+
+    Raises ImportError when the module (or the library it needs) cannot be imported, and
+    RuntimeError for a handler module that breaks the table's rules (a type or tag another
+    family already handles, a tag outside its prefix): either would make results depend on
+    which family happened to load first.
+    """
+    if family.module in _loaded:
         return False
     with _load_lock:
-        if module in _loaded:
+        if family.module in _loaded:
             return False
-        importlib.import_module(module)  # its import calls install()
-        _loaded.add(module)
+        module = importlib.import_module(family.module)
+        encoders: dict[type[Any], EncodeFn] = module.ENCODERS
+        decoders: dict[str, DecodeFn] = module.DECODERS
+        subclass: dict[type[Any], EncodeFn] = getattr(module, "SUBCLASS_ENCODERS", {})
+        clash = [type_label(t) for t in encoders if t in BASE_ENCODERS]
+        clash += [type_label(t) for t in subclass if t in BASE_SUBCLASS_ENCODERS]
+        clash += [t for t in decoders if t in BASE_DECODERS]
+        clash += [t for t in decoders if family_of_tag(t) is not (None if family.eager else family)]
+        if clash:
+            raise RuntimeError(f"codec family {family.module} breaks the family table: {clash}")
+        BASE_ENCODERS.update(encoders)
+        BASE_DECODERS.update(decoders)
+        BASE_SUBCLASS_ENCODERS.update(subclass)
+        _loaded.add(family.module)
         bump_generation()  # codecs rebuild their tables with the new handlers
         return True
+
+
+def _ensure_base() -> None:
+    global _base_ready  # noqa: PLW0603 (a one-way flag: the eager families are loaded once)
+    if not _base_ready:
+        for family in _EAGER:
+            load_family(family)
+        _base_ready = True
 
 
 def type_label(cls: type[Any]) -> str:
@@ -145,7 +177,7 @@ class _Fail(Exception):
             return self.kind(message, type_name=self.type_name, path=path)
         if issubclass(self.kind, UnknownTypeTagError):
             return self.kind(message, tag=self.tag, path=path)
-        if issubclass(self.kind, DecodeError):
+        if issubclass(self.kind, DecodeError | SerializationError):
             return self.kind(message, path=path)
         return self.kind(message)
 
@@ -227,10 +259,21 @@ def _unsupported(obj: Any) -> _Fail:
                 f"{base.__name__} would lose its type: register it with register_type("
                 f"{qual}, {qual!r}, encode=..., decode=...) or convert it to {base.__name__}"
             )
-        elif module.startswith(("numpy", "pandas")):
+        elif isinstance(obj, dt.tzinfo):
             hint = (
-                "this numpy/pandas type is not supported: convert it (e.g. np.asarray, "
-                "pd.Series/pd.DataFrame, a supported dtype) or register it with register_type"
+                "time zones of this class are not supported: use zoneinfo.ZoneInfo('Area/City') "
+                "(or datetime.timezone(offset) for a fixed offset; pytz and dateutil zones work "
+                "too), e.g. value.astimezone(zoneinfo.ZoneInfo('Europe/London'))"
+            )
+        elif module.startswith("numpy"):
+            hint = (
+                "this numpy type is not supported: convert it, e.g. np.asarray(value) for an "
+                "ndarray subclass or value.astype(<a numeric, str or datetime64 dtype>)"
+            )
+        elif module.startswith("pandas"):
+            hint = (
+                "this pandas type is not supported: convert it, e.g. pd.Series(value) / "
+                "pd.DataFrame(value) for a subclass, or .astype(<a supported dtype>)"
             )
         else:
             hint = (
@@ -416,14 +459,23 @@ class Encoder:
 
     def _miss(self, obj: Any, depth: int) -> Any:
         t = type(obj)
-        module = (getattr(t, "__module__", "") or "").partition(".")[0]
-        lazy = _LAZY_BY_MODULE.get(module)
-        if lazy is not None and lazy not in _loaded:
-            _load(lazy)
+        root = (getattr(t, "__module__", "") or "").partition(".")[0]
+        pending = [f for f in _BY_ROOT.get(root, ()) if f.module not in _loaded]
+        if pending:
+            for family in pending:
+                try:
+                    load_family(family)
+                except ImportError:
+                    # A family that needs another optional library (e.g. pyarrow for some
+                    # pandas types): not installed, so this value is none of its types.
+                    continue
             self._use(self._codec.tables())
             fn = self.encoders.get(t)
             if fn is not None:
                 return fn(self, obj, depth)
+        for base, sub in BASE_SUBCLASS_ENCODERS.items():
+            if issubclass(t, base):
+                return sub(self, obj, depth)
         for name, serializer in self.tables.serializers:
             try:
                 replacement = serializer(obj)
@@ -465,20 +517,20 @@ class Decoder:
         fn = self.decoders.get(tag) if type(tag) is str else None
         if fn is not None:
             return fn
-        if type(tag) is str:
-            lazy = next((m for p, m in _LAZY_BY_TAG_PREFIX.items() if tag.startswith(p)), None)
-            if lazy is not None and lazy not in _loaded:
-                try:
-                    _load(lazy)
-                except ImportError as exc:
-                    raise DecodeError(
-                        f"the state holds {tag} values: install {_INSTALL_HINT[lazy]} to load it"
-                    ) from exc
-                self.tables = self._codec.tables()
-                self.decoders = self.tables.decoders
-                fn = self.decoders.get(tag)
-                if fn is not None:
-                    return fn
+        family = family_of_tag(tag) if type(tag) is str else None
+        if family is not None and family.module not in _loaded:
+            try:
+                load_family(family)
+            except ImportError as exc:
+                need = family.hint or f"the package {family.module} needs ({exc.name})"
+                raise DecodeError(
+                    f"the state holds {short_repr(tag)} values: install {need} to load it"
+                ) from exc
+            self.tables = self._codec.tables()
+            self.decoders = self.tables.decoders
+            fn = self.decoders.get(tag)
+            if fn is not None:
+                return fn
         raise UnknownTypeTagError(
             f"unknown type tag {short_repr(tag)}: the state was written by a newer statevault "
             f"or is not a statevault document (tags never name importable code)",
@@ -618,6 +670,7 @@ class Codec:
 
     def tables(self) -> _Tables:
         """Current merged lookup tables (rebuilt when any registry changed)."""
+        _ensure_base()
         gen = generation()
         tables = self._tables
         if tables is None or tables.gen != gen:
@@ -637,7 +690,8 @@ class Codec:
         except RecursionError as exc:
             raise SerializationError(
                 f"{root} nests too deeply for Python's recursion limit (or a registered encode "
-                f"function recurses): flatten the state"
+                f"function recurses): flatten the state",
+                path=root,
             ) from exc
         return Encoded(doc, encoder.buffers)
 
@@ -666,7 +720,9 @@ class Codec:
         try:
             text = _JSON_ENCODER.encode(encoded.doc)
         except (ValueError, TypeError, RecursionError) as exc:
-            raise SerializationError(f"cannot write the document of {root}: {exc}") from exc
+            raise SerializationError(
+                f"cannot write the document of {root}: {exc}", path=root
+            ) from exc
         return pack(text.encode("utf-8", "surrogatepass"), encoded.buffers)
 
     def loads(self, data: Buffer) -> Any:
@@ -745,9 +801,3 @@ def _check_nesting(doc: bytes) -> None:
             f"the section document nests {max(depth, object_depth)} levels deep, deeper than "
             "statevault writes: the state is damaged or was not written by statevault"
         )
-
-
-# The built-in handlers register themselves into the base tables when imported.
-from statevault.codec import _builtin  # noqa: E402
-
-_ = _builtin

@@ -2,26 +2,32 @@
 
 Arrays keep dtype (incl. byte order and datetime units), shape and C/Fortran layout; their data
 is one buffer, never a JSON list. Object arrays are encoded element by element through the
-codec. Structured (record) dtypes are refused with an UnsupportedTypeError.
+codec. Structured dtypes (MetaTrader5's rates, ``np.recarray``, nested, aligned, titled,
+subarray fields) travel as the raw buffer plus a JSON description of the fields (names,
+formats, offsets, itemsize), rebuilt with ``np.dtype(dict)``: never ``eval`` of a ``descr``,
+never a pickled dtype. Structured dtypes with object fields are refused.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any
 
 import numpy
 
 from statevault.codec._builtin import field, list_field, str_field
-from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, install
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.errors import DecodeError
 
-__all__ = ["array_buffer", "decode_array"]
+__all__ = ["array_buffer", "decode_array", "describe_dtype", "parse_dtype"]
 
 np: Any = numpy  # untyped alias: numpy's stubs fight dtype-generic code more than they help
 
-_BUFFER_KINDS = frozenset("biufcmMUS")
+_BUFFER_KINDS = frozenset("biufcmMUSV")  # V: plain void (raw bytes) and structured dtypes
+_MAX_FIELDS = 4096  # bounds on a stored structured dtype (hostile data must stay cheap)
+_MAX_NESTING = 16
 
 
 def array_buffer(arr: Any) -> tuple[memoryview, str | None]:
@@ -35,7 +41,63 @@ def array_buffer(arr: Any) -> tuple[memoryview, str | None]:
     return memoryview(flat.view(np.uint8)), order
 
 
-def enc_ndarray(e: Encoder, arr: Any, depth: int) -> Any:
+def describe_dtype(dtype: Any) -> Any:
+    """The stored form of a dtype: ``dtype.str``, or for a structured dtype a JSON object.
+
+    ``{"names", "formats", "offsets", "itemsize"}`` plus ``"titles"`` (when any field has one),
+    ``"aligned": true`` (``align=True`` dtypes) and ``"rec": true`` (``np.record`` dtypes of
+    ``np.recarray``); each format is itself a description, a subarray field's format is
+    ``{"sub": description, "shape": [...]}``. Raises ValueError for what cannot be stored.
+    """
+    if dtype.fields is None:
+        if dtype.subdtype is not None:
+            base, shape = dtype.subdtype
+            return {"sub": describe_dtype(base), "shape": list(shape)}
+        if dtype.kind not in _BUFFER_KINDS:
+            raise ValueError(f"fields of dtype {dtype} cannot be stored")
+        return dtype.str
+    names = list(dtype.names)
+    formats, offsets, titles = [], [], []
+    for name in names:
+        info = dtype.fields[name]
+        formats.append(describe_dtype(info[0]))
+        offsets.append(info[1])
+        title = info[2] if len(info) > 2 else None
+        if title is not None and type(title) is not str:
+            raise ValueError(f"field {name!r} has a title that is not a str: {title!r}")
+        titles.append(title)
+    out: dict[str, Any] = {
+        "names": names,
+        "formats": formats,
+        "offsets": offsets,
+        "itemsize": dtype.itemsize,
+    }
+    if any(t is not None for t in titles):
+        out["titles"] = titles
+    if dtype.isalignedstruct:
+        out["aligned"] = True
+    if dtype.type is not np.void:
+        out["rec"] = True
+    return out
+
+
+def _dtype_field(e: Encoder, arr: Any, dtype: Any) -> Any:
+    if dtype.fields is None:
+        return dtype.str
+    if dtype.hasobject:
+        raise e.unsupported(
+            arr,
+            f"structured dtype {dtype} has object fields, which cannot travel as raw bytes: "
+            f"store the object fields as their own arrays or lists, e.g. "
+            f"{{name: arr[name] for name in arr.dtype.names}}",
+        )
+    try:
+        return describe_dtype(dtype)
+    except ValueError as exc:
+        raise e.unsupported(arr, f"its structured dtype cannot be stored: {exc}") from exc
+
+
+def enc_ndarray(e: Encoder, arr: Any, depth: int, tag: str = "np.ndarray") -> Any:
     dtype = arr.dtype
     if dtype.kind == "O":
         shape = arr.shape
@@ -43,30 +105,34 @@ def enc_ndarray(e: Encoder, arr: Any, depth: int) -> Any:
         if len(shape) != 1:
             fmt = "[flat {}]"
         return {
-            TAG: "np.ndarray",
+            TAG: tag,
             "dtype": "|O",
             "shape": list(shape),
             "items": e.enc_seq(arr.reshape(-1), depth, fmt),
         }
-    if dtype.kind not in _BUFFER_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise e.unsupported(
-            arr,
-            f"arrays of dtype {dtype} (structured/void) are not supported: store each field "
-            f"as its own array, e.g. {{name: arr[name] for name in arr.dtype.names}}",
-        )
+    if dtype.kind not in _BUFFER_KINDS or dtype.subdtype is not None:
+        raise e.unsupported(arr, f"arrays of dtype {dtype} are not supported")
+    stored = _dtype_field(e, arr, dtype)
     buf, order = array_buffer(arr)
-    out = {TAG: "np.ndarray", "dtype": dtype.str, "shape": list(arr.shape)}
+    out = {TAG: tag, "dtype": stored, "shape": list(arr.shape)}
     out["buf"] = e.add_buffer(buf)
     if order:
         out["order"] = order
     return out
 
 
+def enc_recarray(e: Encoder, arr: Any, depth: int) -> Any:
+    return enc_ndarray(e, arr.view(np.ndarray), depth, "np.recarray")
+
+
 _dtypes: dict[str, Any] = {}
 
 
 def parse_dtype(text: Any, *, sized: bool = True) -> Any:
-    """A stored dtype string, restricted to plain numeric/bool/datetime/string kinds."""
+    """A stored dtype: a plain numeric/bool/datetime/string/void dtype string, or a structured
+    description (see ``describe_dtype``), validated; parsed dtypes are cached."""
+    if type(text) is dict:
+        return _parse_struct(text)
     dtype = _dtypes.get(text) if type(text) is str else None
     if dtype is not None and (dtype.itemsize or not sized):
         return dtype
@@ -82,6 +148,90 @@ def parse_dtype(text: Any, *, sized: bool = True) -> Any:
         raise DecodeError(f"dtype {text[:40]!r} has no size")
     if len(_dtypes) < 1024:  # a cache of parsed, validated dtypes (bounded: keys come from data)
         _dtypes[text] = dtype
+    return dtype
+
+
+_structs: dict[str, Any] = {}
+
+
+def _parse_struct(desc: dict[str, Any]) -> Any:
+    try:
+        key = json.dumps(desc, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError("a structured dtype description is not plain JSON") from exc
+    dtype = _structs.get(key)
+    if dtype is None:
+        dtype = _build_struct(desc, 0)
+        if dtype.itemsize == 0:
+            raise DecodeError("a structured dtype has no size")
+        if len(_structs) < 256:
+            _structs[key] = dtype
+    return dtype
+
+
+def _format(desc: Any, depth: int) -> Any:
+    if type(desc) is str:
+        return parse_dtype(desc)
+    if type(desc) is not dict:
+        raise DecodeError("a field format must be a dtype string or a description")
+    if "sub" in desc:
+        if set(desc) != {"sub", "shape"}:
+            raise DecodeError("a subarray field must hold exactly 'sub' and 'shape'")
+        shape = _shape(desc["shape"])
+        if not shape or math.prod(shape) > 1 << 24:
+            raise DecodeError("a subarray field's shape must be non-empty and bounded")
+        base = _format(desc["sub"], depth + 1)
+        return np.dtype((base, shape))
+    return _build_struct(desc, depth + 1)
+
+
+def _build_struct(desc: dict[str, Any], depth: int) -> Any:
+    if depth > _MAX_NESTING:
+        raise DecodeError("a structured dtype nests too deeply")
+    allowed = {"names", "formats", "offsets", "itemsize", "titles", "aligned", "rec"}
+    if not set(desc) <= allowed:
+        raise DecodeError(f"unknown keys in a structured dtype: {sorted(set(desc) - allowed)}")
+    names, formats, offsets = desc.get("names"), desc.get("formats"), desc.get("offsets")
+    itemsize, titles = desc.get("itemsize"), desc.get("titles")
+    aligned, rec = desc.get("aligned", False), desc.get("rec", False)
+    n = len(names) if type(names) is list else -1
+    if (
+        not 0 <= n <= _MAX_FIELDS
+        or not all(type(x) is str for x in names)  # type: ignore[union-attr]
+        or len(set(names)) != n  # type: ignore[arg-type]
+        or type(formats) is not list
+        or len(formats) != n
+        or type(offsets) is not list
+        or len(offsets) != n
+        or not all(type(x) is int and x >= 0 for x in offsets)
+        or type(itemsize) is not int
+        or not 0 <= itemsize <= 1 << 31
+        or type(aligned) is not bool
+        or type(rec) is not bool
+        or not (
+            titles is None
+            or (
+                type(titles) is list
+                and len(titles) == n
+                and all(t is None or type(t) is str for t in titles)
+            )
+        )
+    ):
+        raise DecodeError("a structured dtype description is damaged")
+    spec: dict[str, Any] = {
+        "names": names,
+        "formats": [_format(f, depth) for f in formats],
+        "offsets": offsets,
+        "itemsize": itemsize,
+    }
+    if titles is not None:
+        spec["titles"] = titles
+    try:
+        dtype = np.dtype(spec, align=aligned)
+        if rec:
+            dtype = np.dtype((np.record, dtype))
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"a structured dtype description is invalid: {exc}") from exc
     return dtype
 
 
@@ -105,10 +255,16 @@ def decode_array(buf: memoryview, dtype: Any, shape: tuple[int, ...], order: str
         )
     if count == 0:
         return np.empty(shape, dtype=dtype, order=order)
-    flat = np.frombuffer(buf, dtype=dtype)
     if buf.readonly:
-        flat = flat.copy()
+        # Copy the bytes, not the array: ndarray.copy() of a structured dtype copies field by
+        # field and would drop the bytes between and after fields.
+        buf = memoryview(bytearray(buf))
+    flat = np.frombuffer(buf, dtype=dtype)
     return flat if len(shape) == 1 else flat.reshape(shape, order=order)
+
+
+def dec_recarray(dec: Decoder, d: dict[str, Any]) -> Any:
+    return dec_ndarray(dec, d).view(np.recarray)
 
 
 def dec_ndarray(dec: Decoder, d: dict[str, Any]) -> Any:
@@ -197,10 +353,38 @@ def dec_scalar(_: Decoder, d: dict[str, Any]) -> Any:
     raise DecodeError(f"numpy scalars of dtype {dtype.str} are not stored this way")
 
 
-ENCODERS: dict[type[Any], EncodeFn] = {np.ndarray: enc_ndarray}
+def enc_void(e: Encoder, x: Any, depth: int) -> Any:
+    """np.void / np.record: a structured (or raw void) scalar, as its bytes plus its dtype."""
+    arr = np.array(x)  # 0-d array of the scalar's dtype: the bytes as they are laid out
+    return {
+        TAG: "np.void",
+        "dtype": _dtype_field(e, x, x.dtype),
+        "b64": base64.b64encode(arr.tobytes()).decode("ascii"),
+    }
+
+
+def dec_void(_: Decoder, d: dict[str, Any]) -> Any:
+    dtype = parse_dtype(d.get("dtype"))
+    if dtype.kind != "V":
+        raise DecodeError("a numpy void scalar must have a void or structured dtype")
+    raw = base64.b64decode(str_field(d, "b64"), validate=True)
+    if len(raw) != dtype.itemsize:
+        raise DecodeError("a numpy void scalar's bytes do not match its dtype")
+    return np.frombuffer(bytearray(raw), dtype=dtype)[0]
+
+
+ENCODERS: dict[type[Any], EncodeFn] = {
+    np.ndarray: enc_ndarray,
+    np.recarray: enc_recarray,
+    np.void: enc_void,
+    np.record: enc_void,
+}
 for _char in "?bhilqpBHILQPefdgFDGMmUS":
     ENCODERS[np.dtype(_char).type] = enc_scalar
 
-DECODERS: dict[str, DecodeFn] = {"np.ndarray": dec_ndarray, "np.scalar": dec_scalar}
-
-install(ENCODERS, DECODERS)
+DECODERS: dict[str, DecodeFn] = {
+    "np.ndarray": dec_ndarray,
+    "np.recarray": dec_recarray,
+    "np.scalar": dec_scalar,
+    "np.void": dec_void,
+}

@@ -18,7 +18,7 @@ from pandas.tseries.frequencies import to_offset
 
 from statevault.codec import _numpy
 from statevault.codec._builtin import decode_tzinfo, field, int_field, list_field, str_field
-from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, install
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.errors import DecodeError
 
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
@@ -621,5 +621,3 @@ for _cls in (
     ENCODERS[_cls] = _memoised_encoder(ENCODERS[_cls])
 for _tag in _INDEX_TAGS:
     DECODERS[_tag] = _memoised_decoder(DECODERS[_tag])
-
-install(ENCODERS, DECODERS)
