@@ -110,7 +110,9 @@ def intervals() -> dict[str, Any]:
             pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
         ),
         "index": pd.interval_range(0, 5, closed="both", name="bucket"),
-        "column": pd.Series(pd.arrays.IntervalArray.from_breaks([0.0, 1.0, 2.5, np.nan])),
+        "column": pd.Series(
+            pd.arrays.IntervalArray.from_arrays([0.0, 1.0, np.nan], [1.0, 2.5, np.nan])
+        ),
         "cut": pd.cut(px, bins=3),
     }
 

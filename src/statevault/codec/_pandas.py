@@ -16,13 +16,15 @@ from typing import Any
 import pandas
 from pandas.tseries.frequencies import to_offset
 
-from statevault.codec import _numpy, _pd_more, _pd_strings
+from statevault.codec import _numpy, _pd_arrow, _pd_more, _pd_strings
 from statevault.codec._builtin import decode_tzinfo, field, int_field, list_field, str_field
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, install
 from statevault.errors import DecodeError
 
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
 np: Any = _numpy.np
+# The string, Arrow and interval/sparse/offset handlers install themselves when imported.
+HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more)
 
 _UNITS = ("s", "ms", "us", "ns")
 

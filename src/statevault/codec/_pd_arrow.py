@@ -6,7 +6,7 @@ dictionary, list, struct, decimal, string, binary. Arrow's IPC stream format des
 that (type, nullability, chunks) as data, never code, so the array is written as one IPC stream
 of a one-column schema (field ``v``), one record batch per chunk, and read back with the same
 chunks. pyarrow stays optional: it is needed only to load a state that held such arrays (a
-DecodeError names the extra otherwise). pyarrow >= 15 never unpickles extension types from
+DecodeError names the extra otherwise). pyarrow >= 14.0.1 never unpickles extension types from
 IPC metadata (the PyExtensionType auto-load that CVE-2023-47248 was about is off); unknown
 extension types load as their storage type with their metadata kept.
 """

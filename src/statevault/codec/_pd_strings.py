@@ -148,12 +148,18 @@ def string_dtype(storage: str, na: str) -> Any:
                 f"the state holds pandas strings with pyarrow storage: install {ARROW_HINT} "
                 f"to load it"
             ) from exc
-    if _HAS_NA_VALUE:
-        return pd.StringDtype(storage, na_value=np.nan if na == "nan" else pd.NA)
-    if na == "NA":
-        return pd.StringDtype(storage)
-    if storage == "pyarrow":
-        return pd.StringDtype("pyarrow_numpy")
+    try:
+        if _HAS_NA_VALUE:
+            return pd.StringDtype(storage, na_value=np.nan if na == "nan" else pd.NA)
+        if na == "NA":
+            return pd.StringDtype(storage)
+        if storage == "pyarrow":
+            return pd.StringDtype("pyarrow_numpy")
+    except ImportError as exc:  # e.g. a pyarrow older than this pandas needs for strings
+        raise DecodeError(
+            f"the state holds pandas strings with pyarrow storage, which pandas "
+            f"{pd.__version__} cannot build here ({exc}): install {ARROW_HINT}"
+        ) from exc
     raise DecodeError(
         f"the state holds pandas strings with python storage and NaN as missing value (the "
         f"pandas 3 'str' dtype without pyarrow): pandas {pd.__version__} cannot represent "
