@@ -285,3 +285,24 @@ def test_arrow_array_without_pyarrow_names_the_extra() -> None:
     assert result.returncode == 0, result.stderr
     assert "PATH state['prices'][1]" in result.stdout
     assert "statevault[arrow]" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        ["a\x00b", "", "é\x00", "\x00"],  # NUL bytes: the slicing path
+        ["é", "ü€😀", "", "a"],  # multi-byte: the NUL-separated split path
+        ["\ud800", "\udc00", "\ud800\udc00"],  # lone surrogates stay apart
+        ["only"],
+        [],
+    ],
+)
+def test_nul_bytes_multibyte_and_surrogates(items: list[str]) -> None:
+    arr = np.empty(len(items), dtype=object)
+    arr[:] = items
+    check(pd.Series(arr, dtype=object))
+    check(pd.array(items, dtype=string_dtype("python", "NA")))
+    for storage, na in STRING_KINDS:
+        if storage == "pyarrow" and any("\ud800" <= c <= "\udfff" for s in items for c in s):
+            continue  # Arrow strings are strict UTF-8: pyarrow refuses lone surrogates itself
+        check(pd.Series(items, dtype=string_dtype(storage, na)))

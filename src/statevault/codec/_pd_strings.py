@@ -72,10 +72,32 @@ def unpack_strings(offsets: Any, data: memoryview) -> list[str]:
     if offs[0] != 0 or offs[-1] != size or (n and bool(np.any(offs[1:] < offs[:-1]))):
         raise DecodeError("string offsets do not fit their data: the state is damaged")
     raw_bytes = bytes(data)
+    if n <= 1:
+        items = [_decode(raw_bytes)] if n else []
+    elif b"\x00" not in raw_bytes:
+        # Fast path: a NUL byte between items (inserted by numpy), one decode, one C-level
+        # split. An offset inside a character leaves invalid UTF-8 behind: a DecodeError.
+        raw = np.frombuffer(raw_bytes, dtype=np.uint8)
+        joined = np.insert(raw, offs[1:-1], 0).tobytes()
+        items = _decode(joined).split("\x00")
+    else:
+        items = _slice(raw_bytes, offs)
+    return items
+
+
+def _decode(raw: bytes) -> str:
     try:
-        text = raw_bytes.decode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError as exc:
-        raise DecodeError(f"string data is not valid UTF-8: {exc}") from exc
+        raise DecodeError(
+            f"string data is not valid UTF-8 (or an offset splits a character): {exc}"
+        ) from exc
+
+
+def _slice(raw_bytes: bytes, offs: Any) -> list[str]:
+    """Items by slicing the decoded text (data holding NUL bytes: no separator is free)."""
+    size = len(raw_bytes)
+    text = _decode(raw_bytes)
     if len(text) != size:
         raw = np.frombuffer(raw_bytes, dtype=np.uint8)
         is_start = (raw & 0xC0) != 0x80
