@@ -304,10 +304,6 @@ def _arrow_strings(dtype: Any, n: int, offsets: Any, data: memoryview, valid: An
     offs = offsets.astype(np.int64, copy=False)
     if offs[0] != 0 or offs[-1] != data.nbytes or (n and bool(np.any(offs[1:] < offs[:-1]))):
         raise DecodeError("string offsets do not fit their data: the state is damaged")
-    try:
-        bytes(data).decode("utf-8")  # Arrow strings are strict UTF-8 (no surrogates)
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"Arrow string data is not valid UTF-8: {exc}") from exc
     bitmap = None if valid is None else pa.py_buffer(_bitmap(valid))
     null_count = 0 if valid is None else int(n - valid.sum())
     arr = pa.Array.from_buffers(
@@ -316,7 +312,10 @@ def _arrow_strings(dtype: Any, n: int, offsets: Any, data: memoryview, valid: An
         [bitmap, pa.py_buffer(offs), pa.py_buffer(data)],
         null_count=null_count,
     )
-    arr.validate(full=True)  # offsets inside a character are caught here
+    try:
+        arr.validate(full=True)  # strict UTF-8 (no surrogates), every offset in bounds
+    except pa.ArrowException as exc:
+        raise DecodeError(f"stored Arrow string data is damaged: {exc}") from exc
     return dtype.construct_array_type()._from_sequence(arr, dtype=dtype, copy=False)
 
 
