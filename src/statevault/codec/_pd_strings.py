@@ -217,9 +217,9 @@ def enc_arrow_strings(e: Encoder, arr: Any, depth: int) -> Any:
     offs = np.frombuffer(offsets_buf, dtype="<i8", count=n + 1, offset=a.offset * 8)
     start, end = int(offs[0]), int(offs[-1])
     data = memoryview(data_buf)[start:end] if data_buf is not None else memoryview(b"")
-    offs = offs - start
-    if end - start < 2**31:
-        offs = offs.astype(np.int32)
+    if start:
+        offs = offs - start
+    # int64 as Arrow's large_string has them: no conversion on either side
     out: dict[str, Any] = {
         TAG: "pd.Strings",
         "storage": storage,
