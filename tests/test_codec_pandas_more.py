@@ -135,3 +135,34 @@ def test_sparse_positions_are_checked() -> None:
     doc["n"] = 3  # a position beyond the length
     with pytest.raises(DecodeError, match="inside the length"):
         codec.decode(Encoded(doc, list(enc.buffers)))
+
+
+def _family_params() -> list[Any]:
+    import importlib.util
+
+    from golden import families_pandas as fam
+
+    out = []
+    for name in fam.FAMILIES:
+        need = fam.REQUIRES.get(name)
+        floor = fam.MIN_PANDAS.get(name)
+        buildable = (need is None or importlib.util.find_spec(need) is not None) and (
+            floor is None
+            or tuple(int(p) for p in pd.__version__.split(".")[:2])
+            >= tuple(int(p) for p in floor.split("."))
+        )
+        out.append(pytest.param(name, buildable, id=name))
+    return out
+
+
+@pytest.mark.parametrize(("name", "buildable"), _family_params())
+def test_golden_pandas_families_round_trip_on_this_stack(name: str, buildable: bool) -> None:
+    # Each family of tests/golden/families_pandas.py is exact here when this stack can build
+    # it; when it cannot, building it fails the way the family module documents.
+    from golden import families_pandas as fam
+
+    if not buildable:
+        with pytest.raises(ImportError):
+            fam.FAMILIES[name]()
+        return
+    check(fam.FAMILIES[name]())
