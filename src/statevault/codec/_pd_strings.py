@@ -242,8 +242,8 @@ def object_strings(e: Encoder, values: Any, depth: int) -> dict[str, Any] | None
     """
     if type(values) is not np.ndarray or values.dtype.kind != "O" or values.ndim != 1:
         return None
-    if not len(values):
-        return None
+    if not len(values) or type(values[0]) not in (str, float, type(None)):
+        return None  # cheap rejection of the common non-string object column
     items = values.tolist()
     kinds = set(map(type, items))
     if kinds == {str}:
