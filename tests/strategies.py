@@ -427,7 +427,10 @@ def columns(draw: st.DrawFn, n: int, kind: str | None = None) -> Any:
         }[kind]
         return cls(data, mask)
     if kind in ("string", "str"):
-        items = draw(st.lists(st.one_of(texts, st.none()), min_size=n, max_size=n))
+        dtype = pd.api.types.pandas_dtype(kind)
+        # Arrow storage (pandas 3's "str" with pyarrow) is strict UTF-8: no lone surrogates.
+        item = texts if getattr(dtype, "storage", "python") == "python" else st.text(max_size=6)
+        items = draw(st.lists(st.one_of(item, st.none()), min_size=n, max_size=n))
         return pd.array(items, dtype=kind)
     if kind == "object":
         items = draw(
