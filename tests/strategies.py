@@ -427,7 +427,10 @@ def columns(draw: st.DrawFn, n: int, kind: str | None = None) -> Any:
         }[kind]
         return cls(data, mask)
     if kind in ("string", "str"):
-        items = draw(st.lists(st.one_of(texts, st.none()), min_size=n, max_size=n))
+        dtype = pd.api.types.pandas_dtype(kind)
+        # Arrow storage (pandas 3's "str" with pyarrow) is strict UTF-8: no lone surrogates.
+        item = texts if getattr(dtype, "storage", "python") == "python" else st.text(max_size=6)
+        items = draw(st.lists(st.one_of(item, st.none()), min_size=n, max_size=n))
         return pd.array(items, dtype=kind)
     if kind == "object":
         items = draw(
@@ -572,6 +575,8 @@ def _same_index(a: Any, b: Any, where: str) -> None:
         a, b, exact=True, check_names=True, check_exact=True, check_categorical=True
     )
     assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
+    if not isinstance(a, pd.MultiIndex):
+        assert type(a.array) is type(b.array), f"{where}: {type(a.array)} != {type(b.array)}"
     for attr in ("freq", "tz", "unit"):
         if hasattr(a, attr):
             assert getattr(a, attr) == getattr(b, attr), f"{where}: {attr} differs"
@@ -666,6 +671,7 @@ def assert_same(a: Any, b: Any, where: str = "value") -> None:
             check_categorical=True,
         )
         _same_index(a.index, b.index, f"{where}.index")
+        assert type(a.array) is type(b.array), f"{where}: array {type(a.array)} != {type(b.array)}"
         assert_same(a.attrs, b.attrs, f"{where}.attrs")
         assert_same(a.name, b.name, f"{where}.name")
         if a.dtype == object:
@@ -701,6 +707,10 @@ def assert_same(a: Any, b: Any, where: str = "value") -> None:
         assert a.unit == b.unit, f"{where}: unit {a.unit} != {b.unit}"
     elif isinstance(a, pd.api.extensions.ExtensionArray):
         pdt.assert_extension_array_equal(a, b, check_exact=True)
+    elif isinstance(a, pd.Interval):
+        assert a.closed == b.closed, f"{where}: closed {a.closed} != {b.closed}"
+        assert_same(a.left, b.left, f"{where}.left")
+        assert_same(a.right, b.right, f"{where}.right")
     elif isinstance(a, enum.Enum):
         assert a is b, f"{where}: {a!r} is not {b!r}"
     else:

@@ -16,13 +16,15 @@ from typing import Any
 import pandas
 from pandas.tseries.frequencies import to_offset
 
-from statevault.codec import _numpy
+from statevault.codec import _numpy, _pd_arrow, _pd_more, _pd_strings
 from statevault.codec._builtin import decode_tzinfo, field, int_field, list_field, str_field
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.errors import DecodeError
 
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
 np: Any = _numpy.np
+# The string, Arrow and interval/sparse/offset handlers install themselves when imported.
+HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more)
 
 _UNITS = ("s", "ms", "us", "ns")
 
@@ -139,6 +141,16 @@ def _values(obj: Any) -> Any:
     return obj.array
 
 
+def _enc_values(e: Encoder, obj: Any, depth: int, segment: str) -> Any:
+    """The encoded data of a Series/Index/column: object arrays of str travel as buffers."""
+    values = _values(obj)
+    if type(values) is np.ndarray and values.dtype.kind == "O":
+        doc = _pd_strings.object_strings(e, values, depth + 1)
+        if doc is not None:
+            return doc
+    return e.child(values, depth, segment)
+
+
 def _ndarray(value: Any, kinds: str, what: str) -> Any:
     if type(value) is not np.ndarray or value.dtype.kind not in kinds or value.ndim != 1:
         raise DecodeError(f"{what} must be a 1-D numpy array of kind {kinds!r}")
@@ -235,30 +247,6 @@ def dec_masked(_: Decoder, d: dict[str, Any]) -> Any:
     return pd.arrays.IntegerArray(data, mask)
 
 
-def enc_string_array(e: Encoder, arr: Any, depth: int) -> Any:
-    dtype = arr.dtype
-    na = dtype.na_value
-    return {
-        TAG: "pd.StringArray",
-        "storage": dtype.storage,
-        "na": "NA" if na is pd.NA else "nan",
-        "v": arr.to_numpy(dtype=object, na_value=None).tolist(),
-    }
-
-
-def dec_string_array(_: Decoder, d: dict[str, Any]) -> Any:
-    values = list_field(d, "v")
-    na = str_field(d, "na")
-    storage = str_field(d, "storage")
-    if na == "NA":
-        dtype = pd.StringDtype(storage)
-    elif na == "nan":
-        dtype = pd.StringDtype(storage, na_value=np.nan)
-    else:
-        raise DecodeError("a StringArray's 'na' must be 'NA' or 'nan'")
-    return pd.array(values, dtype=dtype)
-
-
 # --- indexes -------------------------------------------------------------------------------
 
 
@@ -270,7 +258,7 @@ def _name_fields(e: Encoder, idx: Any, depth: int, out: dict[str, Any]) -> dict[
 
 
 def enc_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.Index", "v": e.child(_values(idx), depth, ".values")}
+    out = {TAG: "pd.Index", "v": _enc_values(e, idx, depth, ".values")}
     return _name_fields(e, idx, depth, out)
 
 
@@ -385,7 +373,7 @@ def enc_series(e: Encoder, s: Any, depth: int) -> Any:
     out = {
         TAG: "pd.Series",
         "index": e.child(s.index, depth, ".index"),
-        "v": e.child(_values(s), depth, ".values"),
+        "v": _enc_values(e, s, depth, ".values"),
     }
     _name_fields(e, s, depth, out)
     return _extras(e, s, depth, out)
@@ -439,7 +427,7 @@ def enc_frame(e: Encoder, df: Any, depth: int) -> Any:
         cols = []
         for j in range(ncols):
             col = df.iloc[:, j]
-            cols.append(e.child(_values(col), depth, f"[{_label(columns[j])}].values"))
+            cols.append(_enc_values(e, col, depth, f"[{_label(columns[j])}].values"))
         out["cols"] = cols
     return _extras(e, df, depth, out)
 
@@ -558,6 +546,7 @@ _INDEX_TAGS = frozenset(
         "pd.PeriodIndex",
         "pd.CategoricalIndex",
         "pd.MultiIndex",
+        "pd.IntervalIndex",
     }
 )
 
@@ -574,7 +563,6 @@ ENCODERS: dict[type[Any], EncodeFn] = {
     pd.arrays.IntegerArray: enc_masked,
     pd.arrays.FloatingArray: enc_masked,
     pd.arrays.BooleanArray: enc_masked,
-    pd.arrays.StringArray: enc_string_array,
     pd.Index: enc_index,
     pd.RangeIndex: enc_range_index,
     pd.DatetimeIndex: enc_datetime_index,
@@ -582,6 +570,7 @@ ENCODERS: dict[type[Any], EncodeFn] = {
     pd.PeriodIndex: enc_period_index,
     pd.CategoricalIndex: enc_categorical_index,
     pd.MultiIndex: enc_multi_index,
+    pd.IntervalIndex: _pd_more.enc_interval_index,
     pd.Series: enc_series,
     pd.DataFrame: enc_frame,
 }
@@ -597,7 +586,6 @@ DECODERS: dict[str, DecodeFn] = {
     "pd.PeriodArray": dec_period_array,
     "pd.Categorical": dec_categorical,
     "pd.MaskedArray": dec_masked,
-    "pd.StringArray": dec_string_array,
     "pd.Index": dec_index,
     "pd.RangeIndex": dec_range_index,
     "pd.DatetimeIndex": dec_datetime_index,
@@ -605,6 +593,7 @@ DECODERS: dict[str, DecodeFn] = {
     "pd.PeriodIndex": dec_period_index,
     "pd.CategoricalIndex": dec_categorical_index,
     "pd.MultiIndex": dec_multi_index,
+    "pd.IntervalIndex": _pd_more.dec_interval_index,
     "pd.Series": dec_series,
     "pd.DataFrame": dec_frame,
 }
@@ -617,6 +606,7 @@ for _cls in (
     pd.PeriodIndex,
     pd.CategoricalIndex,
     pd.MultiIndex,
+    pd.IntervalIndex,
 ):
     ENCODERS[_cls] = _memoised_encoder(ENCODERS[_cls])
 for _tag in _INDEX_TAGS:
