@@ -99,6 +99,7 @@ def arrow_dtypes() -> dict[str, Any]:
         },
         index=pd.Index(arr(["r0", "r1"], pa.string()), name="row"),
     )
+    df.columns = pd.Index(list(df.columns), dtype=object)  # not the stack's default labels
     return {"frame": df, "column": df["ts"], "index": df.index}
 
 
@@ -106,8 +107,11 @@ def intervals() -> dict[str, Any]:
     px = pd.Series(np.linspace(1.0, 2.0, 12), name="px")
     return {
         "interval": pd.Interval(1.5, 2.5, closed="left"),
+        # Explicit units and object-dtype labels: a family's value must not depend on the
+        # stack that builds it (pandas 2 and 3 infer different units and string dtypes).
         "ts_interval": pd.Interval(
-            pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
+            pd.Timestamp("2024-01-01", tz="UTC").as_unit("ns"),
+            pd.Timestamp("2024-01-02", tz="UTC").as_unit("ns"),
         ),
         "index": pd.interval_range(0, 5, closed="both", name="bucket"),
         "column": pd.Series(
@@ -121,7 +125,10 @@ def sparse() -> dict[str, Any]:
     return {
         "float": pd.arrays.SparseArray([0.0, np.nan, 1.5, np.nan], fill_value=np.nan),
         "int_block": pd.arrays.SparseArray([0, 0, 3, 4, 0], fill_value=0, kind="block"),
-        "frame": pd.DataFrame({"s": pd.arrays.SparseArray([False, True, False])}),
+        "frame": pd.DataFrame(
+            {"s": pd.arrays.SparseArray([False, True, False])},
+            columns=pd.Index(["s"], dtype=object),
+        ),
     }
 
 

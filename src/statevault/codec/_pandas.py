@@ -23,7 +23,8 @@ from statevault.errors import DecodeError
 
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
 np: Any = _numpy.np
-# The string, Arrow and interval/sparse/offset handlers install themselves when imported.
+# The string, Arrow and interval/sparse/offset handlers live in modules of their own; their
+# tables join this family's below (one row in _families.py: the pandas family).
 HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more)
 
 _UNITS = ("s", "ms", "us", "ns")
@@ -597,6 +598,13 @@ DECODERS: dict[str, DecodeFn] = {
     "pd.Series": dec_series,
     "pd.DataFrame": dec_frame,
 }
+
+for _module in HANDLER_MODULES:
+    _clash = set(ENCODERS) & set(_module.ENCODERS) or set(DECODERS) & set(_module.DECODERS)
+    if _clash:  # a programming error in statevault itself: fail at import, loudly
+        raise RuntimeError(f"{_module.__name__} handles {_clash} again")
+    ENCODERS.update(_module.ENCODERS)
+    DECODERS.update(_module.DECODERS)
 
 for _cls in (
     pd.Index,

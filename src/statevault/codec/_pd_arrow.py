@@ -18,7 +18,7 @@ from typing import Any
 import pandas
 
 from statevault.codec._builtin import field
-from statevault.codec._core import TAG, Decoder, EncodeFn, Encoder, install
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.codec._pd_strings import ARROW_HINT
 from statevault.errors import DecodeError
 
@@ -63,4 +63,4 @@ ENCODERS: dict[type[Any], EncodeFn] = {}
 _cls = getattr(pd.arrays, "ArrowExtensionArray", None)
 if isinstance(_cls, type):
     ENCODERS[_cls] = enc_arrow_array
-install(ENCODERS, {"pd.ArrowArray": dec_arrow_array})
+DECODERS: dict[str, DecodeFn] = {"pd.ArrowArray": dec_arrow_array}

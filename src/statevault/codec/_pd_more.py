@@ -21,7 +21,7 @@ import numpy
 import pandas
 
 from statevault.codec._builtin import field, int_field, str_field
-from statevault.codec._core import TAG, Decoder, EncodeFn, Encoder, install
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.errors import DecodeError
 
 pd: Any = pandas
@@ -292,13 +292,9 @@ ENCODERS: dict[type[Any], EncodeFn] = {
 }
 _ = dt  # datetime.time values (BusinessHour start/end) go through the built-in handlers
 
-install(
-    ENCODERS,
-    {
-        "pd.Interval": dec_interval,
-        "pd.IntervalArray": dec_interval_array,
-        "pd.IntervalIndex": dec_interval_index,
-        "pd.SparseArray": dec_sparse,
-        "pd.DateOffset": dec_offset,
-    },
-)
+DECODERS: dict[str, DecodeFn] = {
+    "pd.Interval": dec_interval,
+    "pd.IntervalArray": dec_interval_array,
+    "pd.SparseArray": dec_sparse,
+    "pd.DateOffset": dec_offset,
+}

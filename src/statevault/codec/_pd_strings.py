@@ -27,7 +27,7 @@ import numpy
 import pandas
 
 from statevault.codec._builtin import field, int_field, str_field
-from statevault.codec._core import TAG, Decoder, EncodeFn, Encoder, install
+from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
 from statevault.errors import DecodeError
 
 pd: Any = pandas
@@ -354,4 +354,4 @@ def _string_classes() -> dict[type[Any], EncodeFn]:
 
 
 ENCODERS = _string_classes()
-install(ENCODERS, {"pd.Strings": dec_strings, "pd.StringArray": dec_string_list})
+DECODERS: dict[str, DecodeFn] = {"pd.Strings": dec_strings, "pd.StringArray": dec_string_list}
