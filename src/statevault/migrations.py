@@ -26,6 +26,11 @@ class Migrations:
         self._steps: dict[int, Migration] = {}
 
     def register(self, from_version: int, fn: Migration) -> Migration:
+        """Add ``fn`` as the step from schema ``from_version`` to ``from_version + 1``.
+
+        Returns ``fn`` (so it works as a decorator's body). A second step for the same version
+        replaces the first. Raises ``ValueError`` for a version that is not an int of 0 or more.
+        """
         if not isinstance(from_version, int) or from_version < 0:
             raise ValueError(f"from_version must be a non-negative int, not {from_version!r}")
         self._steps[from_version] = fn
