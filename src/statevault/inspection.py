@@ -79,6 +79,7 @@ class StateView:
 
     @property
     def url(self) -> str:
+        """The normalised URL of the state this view reads."""
         return self._manager.url
 
     @property
