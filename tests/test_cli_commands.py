@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -39,7 +40,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
-    assert err == ""
+    assert err == "", err
     return json.loads(out)
 
 
@@ -313,3 +314,32 @@ def test_restore_draws_progress_on_a_real_terminal(history: Path) -> None:
     assert proc.stdout.decode().startswith("restored version 1 of ")
     assert b"statevault restore: [1/2] reading and decoding version 1" in drawn
     assert b"[2/2] saving it as a new generation" in drawn
+
+
+def test_demo_json_is_one_summary_object(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "memory://clix-demo-json/trader.state"
+    out = run_json(capsys, "demo", "--url", url, "--bars", "20", "--pairs", "1", "--json")
+    assert out == {
+        "url": out["url"],
+        "status": 0,
+        "resumed_exactly": True,
+        "generation": 20,
+        "size": out["size"],
+        "bars": 20,
+        "pairs": 1,
+        "seed": 5,
+    }
+    assert out["url"].endswith("clix-demo-json/trader.state")
+
+
+def test_a_key_that_starts_with_a_dash(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """1 Fernet key in 64 starts with '-': ``--key -...`` must not be taken for an option."""
+    key = base64.urlsafe_b64encode(b"\xf8" + bytes(range(31))).decode()
+    assert key.startswith("-")
+    path = tmp_path / "secret.state"
+    StateManager(path, encryption_key=key, spool_dir=False).save({"cash": 5})
+    assert run_json(capsys, "show", str(path), "--key", generate_key(), "--key", key) == {"cash": 5}
+    with pytest.raises(SystemExit) as exit_:
+        main(["show", str(path), "--key"])
+    assert exit_.value.code == 2
+    assert "expected one argument" in capsys.readouterr().err

@@ -47,10 +47,21 @@ def _error_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def _attach_key_values(argv: Sequence[str]) -> list[str]:
+    """``--key VALUE`` as ``--key=VALUE``: a Fernet key may start with ``-`` (1 key in 64),
+    which argparse would otherwise take for an option and refuse."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word == "--key" else None
+        out.append(word if value is None else f"--key={value}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``statevault`` command; return its exit status (see ``EXIT_CODES``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_key_values(sys.argv[1:] if argv is None else argv))
     func = COMMANDS[args.command]
     try:
         return func(args)

@@ -10,8 +10,13 @@ Nothing here reads a private name of the library: the inspection API is the whol
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import CorruptStateError, StateNotFoundError
@@ -291,15 +296,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     narrative = io.StringIO() if args.json else None  # --json: one object, not the story
-    code = run_demo(
-        args.url,
-        config,
-        storage_options=storage_options(args),
-        encryption_key=args.key,
-        key_file=args.key_file,
-        in_process=args.in_process,
-        out=narrative,
-    )
+    quiet = _story_held if args.json else contextlib.nullcontext
+    with quiet():
+        code = run_demo(
+            args.url,
+            config,
+            storage_options=storage_options(args),
+            encryption_key=args.key,
+            key_file=args.key_file,
+            in_process=args.in_process,
+            out=narrative,
+        )
     if args.json:
         info = open_state(args.url, **manager_options(args)).info()
         print_json(
@@ -315,6 +322,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
             }
         )
     return code
+
+
+@contextlib.contextmanager
+def _story_held() -> Iterator[None]:
+    """Hold back the demo's story: stdout and stderr, at the file descriptors too (its child
+    processes write there). Progress and narrative are dropped; its own error lines
+    (``statevault demo...``) are replayed on stderr at the end."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    in_process = io.StringIO()
+    with tempfile.TemporaryFile("w+") as held:
+        for fd in saved:
+            os.dup2(held.fileno(), fd)
+        try:
+            with contextlib.redirect_stdout(in_process), contextlib.redirect_stderr(in_process):
+                yield
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            held.seek(0)
+            for line in [*held, *in_process.getvalue().splitlines(keepends=True)]:
+                if line.startswith("statevault demo"):
+                    sys.stderr.write(line)
 
 
 COMMANDS = {
