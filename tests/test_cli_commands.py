@@ -343,3 +343,23 @@ def test_a_key_that_starts_with_a_dash(capsys: pytest.CaptureFixture[str], tmp_p
         main(["show", str(path), "--key"])
     assert exit_.value.code == 2
     assert "expected one argument" in capsys.readouterr().err
+
+
+def test_rotate_keys_names_a_version_it_could_not_rewrite(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    old, new = generate_key(), generate_key()
+    path = tmp_path / "secret.state"
+    mgr = StateManager(path, encryption_key=old, spool_dir=False)
+    for i in range(3):
+        mgr.save({"i": i, "pad": "x" * 200})
+    damaged = next(p for p in (path.parent / "secret.state.versions").iterdir() if p.name == "1")
+    data = bytearray(damaged.read_bytes())
+    data[-20] ^= 0xFF  # in the last section's data: the header still reads, the data does not
+    damaged.write_bytes(bytes(data))
+    assert open_state(path, encryption_key=old).header(1).generation == 1
+    code, out, err = run(capsys, "rotate-keys", str(path), "--key", new, "--key", old, "--json")
+    assert code == 1
+    assert json.loads(out)["not_rotated"] == [1]
+    assert "versions 1 (key id" in err
+    assert "still under an old key" in err
