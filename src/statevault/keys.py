@@ -39,6 +39,8 @@ Buffer = bytes | bytearray | memoryview
 
 #: The environment variable ``Keyring.from_env`` and ``resolve_keyring`` read by default.
 ENV_VAR: Final = "STATEVAULT_KEY"
+#: The environment variable naming a key file, read by ``resolve_keyring`` when set.
+FILE_ENV_VAR: Final = "STATEVAULT_KEY_FILE"
 
 _KEY_RE: Final = re.compile(rb"[A-Za-z0-9_-]{43}=")
 _KEY_ID_DOMAIN: Final = b"statevault key id v1\x00"
@@ -300,7 +302,8 @@ def resolve_keyring(
     key_file: str | os.PathLike[str] | None = None,
     use_env: bool = True,
 ) -> Keyring | None:
-    """The keyring a manager uses: explicit key(s) > ``key_file`` > ``$STATEVAULT_KEY`` > None.
+    """The keyring a manager uses: explicit key(s) > ``key_file`` > ``$STATEVAULT_KEY`` or
+    ``$STATEVAULT_KEY_FILE`` (a key file's path; both set is ``InvalidKeyError``) > None.
 
     A ``str``/``bytes`` key may hold several comma-separated keys (newest first). An explicit
     empty key raises ``InvalidKeyError`` rather than silently writing unencrypted state; pass
@@ -321,5 +324,12 @@ def resolve_keyring(
     if key_file is not None:
         return Keyring.from_file(key_file)
     if use_env:
-        return Keyring.from_env()
+        ring = Keyring.from_env()
+        path = os.environ.get(FILE_ENV_VAR, "").strip()
+        if path and ring is not None:
+            # Two sources and one of them must encrypt: refuse rather than guess which.
+            raise InvalidKeyError(f"both ${ENV_VAR} and ${FILE_ENV_VAR} are set: unset one of them")
+        if path:
+            return Keyring.from_file(path)
+        return ring
     return None

@@ -181,7 +181,8 @@ class StateManager:
     def from_env(cls, lock: LockLike | None = None, **options: Any) -> Self:
         """Build a manager from ``STATEVAULT_URL`` and ``STATEVAULT_STORAGE_OPTIONS`` (JSON).
 
-        The key comes from ``STATEVAULT_KEY`` as usual; ``options`` override the rest.
+        The key comes from ``STATEVAULT_KEY`` or ``STATEVAULT_KEY_FILE`` as usual; ``options``
+        override the rest.
         """
         url = os.environ.get("STATEVAULT_URL")
         if not url:

@@ -3,16 +3,22 @@
 Commands: ``info`` (what the header says, without decoding), ``show`` (the state for a person,
 or ``--json`` for machines; ``--version`` for a retained version), ``verify`` (decode
 everything, check every checksum), ``history`` (the retained versions), ``restore`` (make a
-retained version current, as a new save) and ``demo`` (a simulated trader that dies half-way
-and resumes exactly). Keys and storage options come from ``--key`` / ``--key-file`` /
-``--storage-options`` or from ``STATEVAULT_KEY`` / ``STATEVAULT_STORAGE_OPTIONS``; managers
+retained version current, as a new save), ``diff`` (what changed between two versions),
+``rotate-keys`` (re-encrypt with the newest key) and ``demo`` (a simulated trader that dies
+half-way and resumes exactly); every one takes ``--json``. The URL comes from the argument or
+``STATEVAULT_URL``, keys and storage options from ``--key`` / ``--key-file`` /
+``--storage-options`` or from ``STATEVAULT_KEY`` / ``STATEVAULT_KEY_FILE`` /
+``STATEVAULT_STORAGE_OPTIONS``; managers
 use the library's ``keep_versions`` unless ``--keep-versions`` says otherwise. Every failure
 prints one line on stderr and exits with a status of its own (the table is ``EXIT_CODES``,
 documented in docs/cli.md); ``--debug`` adds the traceback.
 
-The package: ``parser`` (arguments, exit statuses), ``commands`` (one function per command,
-reading through ``statevault.open_state`` only), ``render`` (pure functions: state -> text or
-JSON). The demo is imported only when ``statevault demo`` runs.
+The package: ``parser`` (arguments, exit statuses), ``access`` (URL, keys, options, the view),
+``commands`` and ``tools`` (one function per command, reading through ``statevault.open_state``
+only), ``render`` and ``diffview`` (pure functions: state or diff -> text or JSON),
+``progress`` (a stderr line on a terminal). The demo is imported only when ``statevault demo``
+runs.
+
 """
 
 from __future__ import annotations
@@ -47,10 +53,21 @@ def _error_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def _attach_key_values(argv: Sequence[str]) -> list[str]:
+    """``--key VALUE`` as ``--key=VALUE``: a Fernet key may start with ``-`` (1 key in 64),
+    which argparse would otherwise take for an option and refuse."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word == "--key" else None
+        out.append(word if value is None else f"--key={value}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``statevault`` command; return its exit status (see ``EXIT_CODES``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_key_values(sys.argv[1:] if argv is None else argv))
     func = COMMANDS[args.command]
     try:
         return func(args)

@@ -3,64 +3,42 @@
 A command takes the parsed arguments, prints its result and returns the exit status; errors
 propagate to ``main`` (``statevault.cli``), which prints one line and maps them to a status.
 Nothing here reads a private name of the library: the inspection API is the whole interface
-(``restore`` writes through the public ``StateManager.restore``).
+(``restore`` writes through the public ``StateManager``). ``diff`` and ``rotate-keys`` live in
+``statevault.cli.tools``; the argument helpers all commands share in ``statevault.cli.access``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
-from ..errors import CorruptStateError, StateError, StateNotFoundError
-from ..frame import FrameHeader
-from ..inspection import KeepVersionsMismatch, StateView, VersionNotRetained, open_state
+from ..errors import CorruptStateError, StateNotFoundError
+from ..inspection import StateView, VersionNotRetained, open_state
 from ..layers import NoSuchName, looks_trading
-from ..manager import StateManager
-from ..trading import TradingStateManager
+from .access import (
+    check_ring,
+    key_ids,
+    manager_options,
+    not_retained,
+    open_view,
+    print_json,
+    state_url,
+    storage_options,
+    writer,
+)
 from .parser import EXIT_OK, UsageError
+from .progress import Progress
 from .render import human_size, render, render_entry, to_json
+from .tools import cmd_diff, cmd_rotate_keys
 
-__all__ = ["COMMANDS", "storage_options"]
-
-
-# -- options ------------------------------------------------------------------------------
-
-
-def storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--storage-options`` or ``STATEVAULT_STORAGE_OPTIONS`` as a dict (``UsageError``)."""
-    raw = args.storage_options
-    source = "--storage-options"
-    if raw is None:
-        raw = os.environ.get("STATEVAULT_STORAGE_OPTIONS", "")
-        source = "STATEVAULT_STORAGE_OPTIONS"
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError as e:
-        raise UsageError(f"{source} is not valid JSON: give a JSON object ({e})") from e
-    if not isinstance(parsed, dict):
-        raise UsageError(f"{source} must be a JSON object, like '{{\"anon\": true}}'")
-    return parsed
-
-
-def _manager_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for a manager; with no key flags the manager reads STATEVAULT_KEY."""
-    options: dict[str, Any] = {"storage_options": storage_options(args)}
-    if args.key:
-        options["encryption_key"] = list(args.key)
-    if args.key_file:
-        options["key_file"] = args.key_file
-    keep = getattr(args, "keep_versions", None)
-    if keep is not None:
-        options["keep_versions"] = keep
-    return options
-
-
-def _view(args: argparse.Namespace) -> StateView:
-    return open_state(args.url, **_manager_options(args))
+__all__ = ["COMMANDS", "state_url", "storage_options"]
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -87,34 +65,6 @@ def _print_value(args: argparse.Namespace, value: Any) -> int:
     return EXIT_OK
 
 
-# -- retained versions --------------------------------------------------------------------
-
-
-def _check_ring(view: StateView) -> list[dict[str, Any]]:
-    """``view.versions()``; a ``keep_versions`` mismatch is a usage error saying what to do."""
-    try:
-        return view.versions()
-    except KeepVersionsMismatch as e:
-        raise UsageError(
-            f"{e}: give the value the application uses with --keep-versions N"
-        ) from None
-
-
-def _not_retained(view: StateView, version: int, url: str) -> StateError:
-    """The error for a version that cannot be read: no state at all, or not (any more) kept.
-
-    Raises ``UsageError`` instead when the cause is a ``--keep-versions`` mismatch.
-    """
-    versions = _check_ring(view)
-    if not versions and not view.exists():
-        return StateNotFoundError(f"No state is stored at {view.url}: check the URL.")
-    kept = ", ".join(str(v["generation"]) for v in versions) or "none"
-    return StateNotFoundError(
-        f"version {version} of {view.url} is not retained (retained: {kept}): run "
-        f"`statevault history {url}` to see the versions kept"
-    )
-
-
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -138,7 +88,9 @@ def _describe(view: StateView) -> dict[str, Any]:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``statevault info URL``: what the header and the storage say; nothing is decoded."""
-    info = _describe(_view(args))
+    view = open_view(args)
+    info = _describe(view)
+    info["key_ids"] = key_ids(view, info)
     if args.json:
         print(json.dumps(to_json(info), indent=2))
         return EXIT_OK
@@ -152,6 +104,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("size", human_size(info["size"])),
         ("generation", info["generation"] if info["generation"] is not None else "-"),
         ("transforms", transforms + ("  (encrypted)" if info.get("encrypted") else "")),
+        *(
+            ("key id" if kind == "encryption" else "signing key", key)
+            for kind, key in info["key_ids"].items()
+        ),
         ("sections", info["sections"]),
         ("created", created.isoformat(sep=" ", timespec="seconds") if created else "-"),
         ("last modified", modified.isoformat(sep=" ", timespec="seconds") if modified else "-"),
@@ -168,7 +124,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``statevault show URL``: the state (or one section) for a person, or as JSON."""
-    view = _view(args)
+    view = open_view(args)
     if args.at_version is not None:
         return _show_version(args, view, args.at_version)
     if args.section is not None:
@@ -197,7 +153,7 @@ def _show_version(args: argparse.Namespace, view: StateView, version: int) -> in
             return _print_value(args, _section(view, args.section, version))
         doc = view.load(version)
     except VersionNotRetained as e:
-        raise _not_retained(view, version, args.url) from e
+        raise not_retained(view, version, state_url(args)) from e
     if args.json:
         print(json.dumps(to_json(doc.state), indent=2))
         return EXIT_OK
@@ -209,9 +165,9 @@ def _show_version(args: argparse.Namespace, view: StateView, version: int) -> in
 
 def cmd_history(args: argparse.Namespace) -> int:
     """``statevault history URL``: the retained versions, newest first; nothing is decoded."""
-    view = _view(args)
+    view = open_view(args)
     exists = view.exists()  # asked first: a storage failure is exit 10, not []
-    versions = _check_ring(view)
+    versions = check_ring(view)
     if not versions and not exists:
         raise StateNotFoundError(f"No state is stored at {view.url}: check the URL.")
     current = view.current_generation()
@@ -249,7 +205,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(line.rstrip())
     if current is not None and not any(v["current"] for v in versions):
         print(f"(the current state, generation {current}, has no retained copy)")
-    print(f"restore one with: statevault restore {args.url} GENERATION")
+    print(f"restore one with: statevault restore {state_url(args)} GENERATION")
     return EXIT_OK
 
 
@@ -264,43 +220,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
     given key, if any. No local spool: the restore is written to the URL or fails. The
     application's manager gets ``ConflictError`` on its next save (it must load again).
     """
-    probe = _view(args)
-    _check_ring(probe)  # before writing: a copy in the wrong slot would evict a kept version
+    probe = open_view(args)
+    check_ring(probe)  # before writing: a copy in the wrong slot would evict a kept version
     try:
         header = probe.header(args.version)
     except VersionNotRetained as e:
-        raise _not_retained(probe, args.version, args.url) from e
-    schema = header.meta.get("schema_version", 1)
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-        raise CorruptStateError(
-            f"version {args.version} of {probe.url} has schema_version {schema!r}, not an int"
-        )
-    cls = (
-        TradingStateManager if header.meta.get("kind") == TradingStateManager.kind else StateManager
-    )
-    mgr = cls(
-        args.url,
-        spool_dir=False,
-        schema_version=schema,
-        compression=_compressor(probe, header),
-        **_manager_options(args),
-    )
+        raise not_retained(probe, args.version, state_url(args)) from e
+    mgr = writer(args, probe, header, f"version {args.version}")
+    progress = Progress.for_command("restore", json_output=args.json)
     try:
-        generation = mgr.restore(args.version)
+        # StateManager.restore() is load(version) then save(): done here in its two steps so
+        # that a terminal shows which one a large state is in.
+        with progress:
+            progress.step(f"reading and decoding version {args.version}", 1, 2)
+            state = mgr.load(args.version)
+            progress.step("saving it as a new generation", 2, 2)
+            generation = mgr.save(state)
     except StateNotFoundError as e:  # pruned by a save between the lookup and the read
-        raise _not_retained(probe, args.version, args.url) from e
+        raise not_retained(probe, args.version, state_url(args)) from e
+    if args.json:
+        return print_json(
+            {"url": mgr.url, "restored_version": args.version, "generation": generation}
+        )
     print(f"restored version {args.version} of {mgr.url} as generation {generation}")
     return EXIT_OK
-
-
-def _compressor(probe: StateView, header: FrameHeader) -> str | None:
-    """The compressor a stored frame names (by its declared property, not its name), if any."""
-    for entry in header.transforms:
-        name = str(entry.get("name"))
-        props = probe.transform_registry.properties(name)
-        if props is not None and props.compresses:
-            return name
-    return None
 
 
 def _count(obj: Any) -> int:
@@ -313,9 +256,21 @@ def _count(obj: Any) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``statevault verify URL``: read everything, check every checksum, decode every value."""
-    view = _view(args)
+    view = open_view(args)
     doc = view.verify()
     state = doc.state
+    if args.json:
+        return print_json(
+            {
+                "url": view.url,
+                "ok": True,
+                "format": doc.format,
+                "generation": doc.header.generation if doc.header is not None else None,
+                "sections": len(doc.header.sections) if doc.header is not None else None,
+                "size": doc.size,
+                "values": _count(state),
+            }
+        )
     if doc.header is None:
         print(
             f"OK {view.url}: plain JSON, {len(state)} top-level keys, {_count(state):,} "
@@ -340,14 +295,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config = DemoConfig(bars=args.bars, seed=args.seed, pairs=args.pairs)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    return run_demo(
-        args.url,
-        config,
-        storage_options=storage_options(args),
-        encryption_key=args.key,
-        key_file=args.key_file,
-        in_process=args.in_process,
-    )
+    narrative = io.StringIO() if args.json else None  # --json: one object, not the story
+    quiet = _story_held if args.json else contextlib.nullcontext
+    with quiet():
+        code = run_demo(
+            args.url,
+            config,
+            storage_options=storage_options(args),
+            encryption_key=args.key,
+            key_file=args.key_file,
+            in_process=args.in_process,
+            out=narrative,
+        )
+    if args.json:
+        info = open_state(args.url, **manager_options(args)).info()
+        print_json(
+            {
+                "url": info["url"],
+                "status": code,
+                "resumed_exactly": code == EXIT_OK,
+                "generation": info["generation"],
+                "size": info["size"],
+                "bars": config.bars,
+                "pairs": config.pairs,
+                "seed": config.seed,
+            }
+        )
+    return code
+
+
+@contextlib.contextmanager
+def _story_held() -> Iterator[None]:
+    """Hold back the demo's story: stdout and stderr, at the file descriptors too (its child
+    processes write there). Progress and narrative are dropped; its own error lines
+    (``statevault demo...``) are replayed on stderr at the end."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    in_process = io.StringIO()
+    with tempfile.TemporaryFile("w+") as held:
+        for fd in saved:
+            os.dup2(held.fileno(), fd)
+        try:
+            with contextlib.redirect_stdout(in_process), contextlib.redirect_stderr(in_process):
+                yield
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            held.seek(0)
+            for line in [*held, *in_process.getvalue().splitlines(keepends=True)]:
+                if line.startswith("statevault demo"):
+                    sys.stderr.write(line)
 
 
 COMMANDS = {
@@ -357,4 +356,6 @@ COMMANDS = {
     "history": cmd_history,
     "restore": cmd_restore,
     "demo": cmd_demo,
+    "diff": cmd_diff,
+    "rotate-keys": cmd_rotate_keys,
 }

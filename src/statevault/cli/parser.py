@@ -8,6 +8,7 @@ below (a test checks they match ``statevault.demo``).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .._version import __version__
 from ..errors import (
@@ -137,6 +138,45 @@ def _keep_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url", nargs="?", help="path or fsspec URL of the state; default: STATEVAULT_URL"
+    )
+
+
+def _json(parser: argparse.ArgumentParser, text: str = "print JSON") -> None:
+    parser.add_argument("--json", action="store_true", help=text)
+
+
+def _add_diff(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "diff", parents=[common], help="what changed between two versions (or one and now)"
+    )
+    p.add_argument(
+        "operands",
+        nargs="*",
+        metavar="[URL] [V1] [V2]",
+        help="no version: the previous retained version vs the current state; V1: that "
+        "version vs the current state; V1 V2: V1 vs V2",
+    )
+    p.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="rows/cells listed per value (20)"
+    )
+    _json(p)
+    _keep_option(p)
+
+
+def _add_rotate_keys(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "rotate-keys",
+        parents=[common],
+        help="re-encrypt the state and its retained versions with the first key",
+    )
+    _url(p)
+    _json(p)
+    _keep_option(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``statevault`` command (``args.command`` names the command)."""
     common = _common()
@@ -151,11 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "info", parents=[common], help="format, size, generation, transforms, sections"
     )
-    p.add_argument("url", help="path or fsspec URL of the state")
+    _url(p)
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("show", parents=[common], help="the state, readable (or --json)")
-    p.add_argument("url", help="path or fsspec URL of the state")
+    _url(p)
     p.add_argument(
         "--section",
         metavar="NAME",
@@ -172,18 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     _keep_option(p)
 
     p = sub.add_parser("verify", parents=[common], help="decode everything; exit 0 if sound")
-    p.add_argument("url", help="path or fsspec URL of the state")
+    _url(p)
+    _json(p)
 
     p = sub.add_parser("history", parents=[common], help="the retained versions, newest first")
-    p.add_argument("url", help="path or fsspec URL of the state")
+    _url(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     _keep_option(p)
 
     p = sub.add_parser(
         "restore", parents=[common], help="make a retained version current (as a new save)"
     )
-    p.add_argument("url", help="path or fsspec URL of the state")
+    _url(p)
     p.add_argument("version", type=_positive, metavar="VERSION", help="the generation to restore")
+    _json(p)
     _keep_option(p)
 
     p = sub.add_parser(
@@ -200,4 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run both halves in this process (automatic for memory://)",
     )
+    _json(p, "print a JSON summary instead of the story")
+
+    # Commands registered by their own function: one line each.
+    _add_diff(sub, common)
+    _add_rotate_keys(sub, common)
     return parser
