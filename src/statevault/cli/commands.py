@@ -21,6 +21,7 @@ from ..manager import StateManager
 from ..trading import TradingStateManager
 from .parser import EXIT_OK, UsageError
 from .render import human_size, render, render_entry, to_json
+from .spool import cmd_spool
 
 __all__ = ["COMMANDS", "storage_options"]
 
@@ -357,4 +358,5 @@ COMMANDS = {
     "history": cmd_history,
     "restore": cmd_restore,
     "demo": cmd_demo,
+    "spool": cmd_spool,
 }

@@ -200,4 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run both halves in this process (automatic for memory://)",
     )
+    from .spool import add_spool_parser
+
+    add_spool_parser(sub, common)
     return parser
