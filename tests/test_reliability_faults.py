@@ -189,10 +189,11 @@ def test_s3_sweep(
 def test_s3_drop_one_reply_keeps_the_state(
     proxy: FaultProxy, s3_bucket: MotoS3, tmp_path: Path, at: int
 ) -> None:
-    """The answer to a PUT that landed is lost: the state is never torn nor lost; the save
-    that follows is loss path 1 (test_reliability_losses.py)."""
+    """The answer to a PUT that landed is lost: the state is never torn nor lost, and the
+    saves that follow succeed (loss path 1: the retry's 412 is recognised as our own PUT)."""
     outcome = s3_scenario(
         proxy, "s3://statevault-test/state.sv", tmp_path / "spool", Action.DROP, at, 1
     )
     assert not outcome.basic(), str(outcome)
+    assert not outcome.recovery(), str(outcome)
     assert outcome.loaded == 2  # the PUT landed

@@ -15,7 +15,7 @@ import pytest
 
 from statevault import StateManager
 from statevault.codec._payload import pack
-from statevault.errors import CorruptStateError, StoragePermissionError
+from statevault.errors import CorruptStateError, StorageError, StoragePermissionError
 from statevault.frame import build_frame, parse_header
 
 from faults.frames import split
@@ -238,10 +238,12 @@ def test_symlinked_spool_file_is_refused(tmp_path: Path, victim: Path) -> None:
     spooled = next(spool.glob("*.state"))
     spooled.unlink()
     os.symlink(victim, spooled)
-    with pytest.raises(StoragePermissionError, match="symbolic link"):
+    # A spool problem never blocks a save (loss path 3): the link is replaced, not followed.
+    with pytest.raises(StorageError, match="local spool"):
         sm.save({"n": 2})
     assert _untouched(victim)
-    assert StateManager(sm.url, spool_dir=spool).load_state() == {}  # the victim is not read
+    assert not spooled.is_symlink()
+    assert StateManager(sm.url, spool_dir=spool).load_state() == {"n": 2}  # not the victim
 
 
 # -- item 11: modes under any umask ----------------------------------------------------------

@@ -51,7 +51,6 @@ def _fresh(path: Path, spool: Path, **kw: Any) -> dict[str, Any]:
 # -- 1. a save whose outcome is unknown never makes a later save fail ------------------------
 
 
-@loss(1)
 @pytest.mark.s3
 def test_loss1_s3_lost_answer_to_a_landed_put(
     proxy: FaultProxy, s3_bucket: MotoS3, tmp_path: Path
@@ -65,7 +64,6 @@ def test_loss1_s3_lost_answer_to_a_landed_put(
     assert not outcome.recovery(), str(outcome)
 
 
-@loss(1)
 def test_loss1_local_landed_with_eio_then_a_real_enospc(tmp_path: Path) -> None:
     """Save 2 lands but its directory fsync reports EIO; save 3 fails for real (ENOSPC).
     Today the manager no longer recognises its own landed bytes: 5 of 5 later saves fail."""
@@ -87,7 +85,6 @@ def test_loss1_local_landed_with_eio_then_a_real_enospc(tmp_path: Path) -> None:
 # -- 2. a state the manager could not read is never replaced silently ------------------------
 
 
-@loss(2)
 def test_loss2_wrong_key_never_overwrites_the_real_state(tmp_path: Path) -> None:
     path, spool = tmp_path / "state.sv", tmp_path / "spool"
     real, wrong = generate_key(), generate_key()
@@ -102,7 +99,6 @@ def test_loss2_wrong_key_never_overwrites_the_real_state(tmp_path: Path) -> None
     assert owner.load() == {"real": 1}
 
 
-@loss(2)
 def test_loss2_missing_key_never_writes_plaintext_over_an_encrypted_state(
     tmp_path: Path,
 ) -> None:
@@ -118,7 +114,6 @@ def test_loss2_missing_key_never_writes_plaintext_over_an_encrypted_state(
 # -- 3. an uninspectable spool never blocks a healthy primary --------------------------------
 
 
-@loss(3)
 def test_loss3_spool_folder_that_cannot_be_inspected(tmp_path: Path) -> None:
     path = tmp_path / "state.sv"
     StateManager(path, spool_dir=False).save({"n": 1})
@@ -139,7 +134,6 @@ def test_loss3_spool_folder_that_cannot_be_inspected(tmp_path: Path) -> None:
 # -- 4. keeping the unreadable copy aside is not on the critical path ------------------------
 
 
-@loss(4)
 def test_loss4_enospc_on_the_unreadable_copy_still_saves_or_spools(tmp_path: Path) -> None:
     path, spool = tmp_path / "store" / "state.sv", tmp_path / "spool"
     sm = StateManager(path, compression=None, keep_versions=3, spool_dir=spool)
@@ -162,7 +156,6 @@ def test_loss4_enospc_on_the_unreadable_copy_still_saves_or_spools(tmp_path: Pat
 # -- 5. a spooled save whose base is unknown is never discarded silently ---------------------
 
 
-@loss(5)
 def test_loss5_spool_from_a_start_while_the_primary_was_down(tmp_path: Path) -> None:
     path, spool = tmp_path / "store" / "state.sv", tmp_path / "spool"
     writer = StateManager(path, spool_dir=False, keep_versions=0)
@@ -216,7 +209,6 @@ def race_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[
     return "s3://statevault-test/counter.sv", {"storage_options": server.storage_options}
 
 
-@loss(6)
 def test_loss6_update_is_atomic_across_threads(race_url: tuple[str, dict[str, Any]]) -> None:
     url, kw = race_url
     sm = StateManager(url, keep_versions=0, spool_dir=False, **kw)
@@ -228,7 +220,6 @@ def test_loss6_update_is_atomic_across_threads(race_url: tuple[str, dict[str, An
     assert StateManager(url, spool_dir=False, **kw).load()["n"] == THREADS * INCREMENTS
 
 
-@loss(6)
 def test_loss6_transaction_is_atomic_across_threads_and_managers(
     race_url: tuple[str, dict[str, Any]],
 ) -> None:
@@ -247,7 +238,6 @@ def test_loss6_transaction_is_atomic_across_threads_and_managers(
 # -- 7. every failure is a StateError; a history step after HEAD landed is a warning ---------
 
 
-@loss(7)
 def test_loss7_failure_after_the_head_landed_is_not_a_failed_save(tmp_path: Path) -> None:
     """The save landed; clearing the old spooled state then fails (EIO): today save()
     raises and save_state() returns False for a state that is stored."""
@@ -262,7 +252,6 @@ def test_loss7_failure_after_the_head_landed_is_not_a_failed_save(tmp_path: Path
     assert _fresh(path, spool) == {"n": 2}
 
 
-@loss(7)
 def test_loss7_history_failure_is_reported_in_state_info(tmp_path: Path) -> None:
     path, spool = tmp_path / "store" / "state.sv", tmp_path / "spool"
     sm = StateManager(path, spool_dir=spool, keep_versions=2)
@@ -279,7 +268,6 @@ def test_loss7_history_failure_is_reported_in_state_info(tmp_path: Path) -> None
 ConfigurationError: type[Exception] = getattr(statevault.errors, "ConfigurationError", StateError)
 
 
-@misconfig
 @pytest.mark.s3
 def test_missing_bucket_names_the_bucket(s3_bucket: MotoS3, tmp_path: Path) -> None:
     sm = StateManager(
@@ -294,7 +282,6 @@ def test_missing_bucket_names_the_bucket(s3_bucket: MotoS3, tmp_path: Path) -> N
     assert not list((tmp_path / "spool").glob("*.state"))
 
 
-@misconfig
 @pytest.mark.s3
 def test_storage_options_typo_is_a_configuration_error(s3_bucket: MotoS3, tmp_path: Path) -> None:
     options = {**s3_bucket.storage_options, "secrte": "oops"}
@@ -312,7 +299,6 @@ def test_storage_options_typo_is_a_configuration_error(s3_bucket: MotoS3, tmp_pa
     assert ConfigurationError is not StateError
 
 
-@misconfig
 def test_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
     sm = StateManager(tmp_path, spool_dir=tmp_path / "spool")
     with pytest.raises(StateError) as info:
@@ -325,7 +311,6 @@ def test_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
     assert isinstance(info.value, ConfigurationError)
 
 
-@misconfig
 def test_caller_holding_its_plain_lock_gets_a_clear_error(tmp_path: Path) -> None:
     lock = threading.Lock()
     sm = StateManager(tmp_path / "s.sv", lock=lock, spool_dir=False)
@@ -346,7 +331,6 @@ def _catch(fn: Any, *args: Any) -> BaseException | int:
         return e
 
 
-@misconfig
 @pytest.mark.s3
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads, 3.12+
 def test_manager_used_before_fork_works_in_the_child(s3_bucket: MotoS3) -> None:
@@ -376,7 +360,6 @@ def test_manager_used_before_fork_works_in_the_child(s3_bucket: MotoS3) -> None:
     ).load() == {"who": "child"}
 
 
-@misconfig
 def test_generation_after_a_fallback_is_never_reused(tmp_path: Path) -> None:
     path, spool = tmp_path / "state.sv", tmp_path / "spool"
     sm = StateManager(path, compression=None, keep_versions=3, spool_dir=spool)
@@ -394,7 +377,6 @@ def test_generation_after_a_fallback_is_never_reused(tmp_path: Path) -> None:
     assert bot.save({"n": 4}) > 3
 
 
-@misconfig
 def test_legacy_json_converts_only_defined_fields_and_keeps_a_copy(tmp_path: Path) -> None:
     path = tmp_path / "legacy.json"
     original = (
@@ -415,3 +397,97 @@ def _quiet() -> Iterator[None]:
     logging.disable(logging.CRITICAL)
     yield
     logging.disable(logging.NOTSET)
+
+
+# -- additions: the fixes' own edges ---------------------------------------------------------
+
+
+def _increment_in_a_process(url: str, n: int) -> None:
+    sm = StateManager(url, keep_versions=0, spool_dir=False)
+    for _ in range(n):
+        sm.update(lambda s: {**s, "n": s.get("n", 0) + 1})
+
+
+def test_loss6_update_is_atomic_across_processes(tmp_path: Path) -> None:
+    import multiprocessing
+
+    url = str(tmp_path / "counter.sv")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_increment_in_a_process, args=(url, INCREMENTS)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert StateManager(url, spool_dir=False).load()["n"] == 3 * INCREMENTS
+
+
+def test_loss6_update_gives_up_with_conflict_error_after_its_retries(tmp_path: Path) -> None:
+    path = tmp_path / "s.sv"
+    sm = StateManager(path, spool_dir=False, on_conflict="overwrite")
+    other = StateManager(path, spool_dir=False)
+    sm.save({"n": 0})
+
+    def meddle(state: dict[str, Any]) -> dict[str, Any]:
+        other.load()
+        other.save({"n": -1})  # another writer gets in between every time
+        return {**state, "n": state["n"] + 1}
+
+    with pytest.raises(ConflictError):
+        sm.update(meddle, retries=2)
+    assert StateManager(path, spool_dir=False).load() == {"n": -1}
+
+
+def test_loss2_replace_on_purpose_keeps_the_unreadable_bytes(tmp_path: Path) -> None:
+    path, spool = tmp_path / "state.sv", tmp_path / "spool"
+    StateManager(path, encryption_key=generate_key(), spool_dir=spool).save({"real": 1})
+    original = path.read_bytes()
+    bot = StateManager(
+        path, encryption_key=generate_key(), spool_dir=spool, on_unreadable="replace"
+    )
+    assert bot.load_state() == {}
+    assert bot.save_state({"fresh": 1}) is True
+    assert Path(f"{path}.unreadable").read_bytes() == original
+
+
+def test_loss2_the_error_says_why_and_how(tmp_path: Path) -> None:
+    path = tmp_path / "state.sv"
+    StateManager(path, encryption_key=generate_key(), spool_dir=False).save({"real": 1})
+    keyless = StateManager(path, spool_dir=False)
+    with pytest.raises(statevault.errors.UnreadableStateError, match="on_unreadable='replace'"):
+        keyless.save({"plain": 1})  # never loaded: the header alone says it is encrypted
+
+
+def test_loss5_cli_shows_pushes_and_discards_the_spool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from statevault.cli import main
+
+    path, spool = tmp_path / "store" / "state.sv", tmp_path / "spool"
+    StateManager(path, spool_dir=False, keep_versions=0).save({"n": 1})
+    down = StateManager(path, spool_dir=spool, keep_versions=0)
+    with inject_local(path.parent) as fos:
+        fos.arm(err=errno.EIO, times=-1)
+        assert down.save_state({"important": True}) is False
+    assert main(["spool", str(path), "--spool-dir", str(spool)]) == 0
+    assert "base unknown" in capsys.readouterr().out
+    assert main(["spool", str(path), "--spool-dir", str(spool), "--push"]) == 0
+    assert StateManager(path, spool_dir=False).load() == {"important": True}
+    assert StateManager(path, spool_dir=False).get_state_info()["generation"] == 2
+    with inject_local(path.parent) as fos:
+        fos.arm(err=errno.EIO, times=-1)
+        assert StateManager(path, spool_dir=spool).save_state({"again": 1}) is False
+    assert main(["spool", str(path), "--spool-dir", str(spool), "--discard"]) == 0
+    assert main(["spool", str(path), "--spool-dir", str(spool)]) == 3
+    assert StateManager(path, spool_dir=False).load() == {"important": True}
+
+
+def test_loss7_history_error_clears_after_a_good_save(tmp_path: Path) -> None:
+    path = tmp_path / "store" / "state.sv"
+    sm = StateManager(path, spool_dir=False, keep_versions=2)
+    with inject_local(path.parent) as fos:
+        fos.arm(err=errno.EIO, where=".versions", times=-1)
+        assert sm.save({"n": 1}) == 1
+    assert sm.get_state_info()["history_error"] is not None
+    assert sm.save({"n": 2}) == 2
+    assert sm.get_state_info()["history_error"] is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._version import __version__
 from .codec import Codec, TypeRegistry, default_registry, register_type
 from .errors import (
+    ConfigurationError,
     ConflictError,
     CorruptStateError,
     DecodeError,
@@ -31,6 +32,7 @@ from .errors import (
     TruncatedStateError,
     UnknownTransformError,
     UnknownTypeTagError,
+    UnreadableStateError,
     UnsupportedFormatError,
     UnsupportedTypeError,
     ValidationError,
@@ -45,6 +47,8 @@ from .transforms import Transform, TransformRegistry, register_transform
 
 __all__ = [
     "Codec",
+    "ConfigurationError",
+    "UnreadableStateError",
     "ConflictError",
     "CorruptStateError",
     "DecodeError",

@@ -29,6 +29,9 @@ The ladder::
     │   ├── StorageUnavailableError endpoint unreachable, timeouts
     │   └── StoragePermissionError  access denied
     ├── ConflictError               another writer replaced the state since we last saw it
+    ├── UnreadableStateError        a save would replace a stored state this manager cannot read
+    ├── ConfigurationError          the manager's configuration is wrong (never spooled)
+    │   └── StorageConfigurationError  ... of the storage (also a StorageError)
     ├── ValidationError             a validator rejected the state
     └── MigrationError              a schema migration failed or is missing
         └── SchemaVersionError      the state's schema is newer than the code
@@ -37,6 +40,7 @@ The ladder::
 from __future__ import annotations
 
 __all__ = [
+    "ConfigurationError",
     "ConflictError",
     "CorruptStateError",
     "DecodeError",
@@ -50,6 +54,7 @@ __all__ = [
     "SerializationError",
     "StateError",
     "StateNotFoundError",
+    "StorageConfigurationError",
     "StorageError",
     "StoragePermissionError",
     "StorageUnavailableError",
@@ -58,6 +63,7 @@ __all__ = [
     "TruncatedStateError",
     "UnknownTransformError",
     "UnknownTypeTagError",
+    "UnreadableStateError",
     "UnsupportedFormatError",
     "UnsupportedTypeError",
     "ValidationError",
@@ -185,6 +191,20 @@ class ConflictError(StateError):
         self.found = found
 
 
+class UnreadableStateError(StateError):
+    """A save would replace a stored state this manager could not read (a wrong or missing
+    key, a newer format, damage with no readable retained version); nothing was written.
+
+    Fix the cause and load again, or create the manager with ``on_unreadable="replace"`` to
+    replace it on purpose (its bytes are kept at ``<url>.unreadable`` first).
+    """
+
+
+class ConfigurationError(StateError):
+    """The manager's configuration is wrong (a missing bucket, an unknown storage option, a
+    path that is a directory, an invalid endpoint): fix it; such a save is never spooled."""
+
+
 class ValidationError(StateError):
     """A validator rejected the state; ``path`` names the failing field when known."""
 
@@ -199,3 +219,8 @@ class MigrationError(StateError):
 
 class SchemaVersionError(MigrationError):
     """The stored schema version is newer than the code's: deploy the newer code to read it."""
+
+
+class StorageConfigurationError(ConfigurationError, StorageError):
+    """The storage is misconfigured (a missing bucket, an unknown or invalid storage option,
+    a path that is a directory): also a ``StorageError``, but never spooled or retried."""

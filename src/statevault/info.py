@@ -23,9 +23,17 @@ class SpoolInfo:
     path: str
     size: int
     generation: int
+    #: What the spooled save was based on (``token``, ``generation``); None: unknown, so a
+    #: flush over an existing primary is a conflict (``statevault spool URL --push|--discard``).
+    base: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "generation": self.generation}
+        return {
+            "path": self.path,
+            "size": self.size,
+            "generation": self.generation,
+            "base": self.base,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class StateInfo:
     last_load_source: str | None
     fallback: dict[str, Any] | None
     error: str | None = field(default=None)
+    #: Why the last save's retained version could not be kept (the save itself stood).
+    history_error: str | None = field(default=None)
 
     def as_dict(self) -> dict[str, Any]:
         """The spec's dict form; ``error`` is present only when there is one."""
@@ -76,6 +86,7 @@ def describe_state(
     keep_versions: int,
     last_load_source: str | None,
     fallback: dict[str, Any] | None,
+    history_error: str | None = None,
 ) -> StateInfo:
     """Build a ``StateInfo``; never raises for a storage failure (it is reported in ``error``).
 
@@ -89,7 +100,7 @@ def describe_state(
     except StorageError as e:
         info, storage_error = None, e
     spool = failover.spool
-    spool_info = spool.info() if spool is not None else None
+    spool_info = failover.spool_info()  # a spool that cannot be inspected is a warning
     base: dict[str, Any] = {
         "url": store.url,
         "protocol": store.protocol,
@@ -112,9 +123,15 @@ def describe_state(
         "keep_versions": keep_versions,
         "last_load_source": last_load_source,
         "fallback": fallback,
+        "history_error": history_error,
     }
     if spool_info is not None and spool is not None:
-        base["spool"] = SpoolInfo(str(spool.path), spool_info.size, failover.spooled_generation())
+        base["spool"] = SpoolInfo(
+            str(spool.path),
+            spool_info.size,
+            failover.spooled_generation(),
+            failover.spool_base(),
+        )
         base["unflushed"] = True
     if storage_error is not None:
         return StateInfo(**base, error=f"{type(storage_error).__name__}: {storage_error}")

@@ -20,15 +20,16 @@ them lives in ``statevault.layers``, a module per layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
 from .codec import TypeRegistry, default_registry
-from .errors import SerializationError, StateError, StateNotFoundError
+from .errors import ConflictError, SerializationError, StateError, StateNotFoundError
 from .info import StateInfo, describe_state
 from .keys import Keyring, SigningKeyring, resolve_keyring
 from .layers import (
@@ -40,12 +41,13 @@ from .layers import (
     Layout,
     NothingReadable,
     OnConflict,
+    OnUnreadable,
     Recovery,
     SectionRef,
     Snapshot,
     StateCodec,
 )
-from .locking import LockLike, ReentrantLock
+from .locking import DEFAULT_LOCK_TIMEOUT, LockLike, ReentrantLock
 from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import Store, open_store
@@ -58,7 +60,10 @@ from .transforms import (
 )
 from .validation import Validator, make_validator
 
-__all__ = ["OnConflict", "SectionRef", "StateManager"]
+__all__ = ["OnConflict", "OnUnreadable", "SectionRef", "StateManager"]
+
+#: How many times ``update()`` re-reads and retries after a conflict before raising it.
+UPDATE_RETRIES = 16
 
 log = logging.getLogger("statevault")
 
@@ -75,7 +80,9 @@ class StateManager:
     ``url_or_path`` is a plain path or any fsspec URL (``file://``, ``memory://``, ``s3://``,
     ...); ``storage_options`` go to fsspec. ``lock`` is the lock every public method holds: pass
     your own to share it with other components (spec: "Thread Safety"). The default is an
-    ``RLock``; if you pass a plain ``threading.Lock``, do not call the manager while holding it.
+    ``RLock``; if you pass a plain ``threading.Lock``, do not call the manager while holding it:
+    a caller's lock is waited for at most ``lock_timeout`` seconds (default 10, None: forever),
+    then ``StateError`` says so instead of hanging.
 
     Transforms, applied on save in this order: ``compression`` (any registered compressor;
     ``"zstd"`` by default at its default ``compression_level``, ``None`` for none), then the
@@ -92,6 +99,13 @@ class StateManager:
     anyway and logs a warning naming both generations. Conflict detection starts at this
     manager's first load, save or ``get_state_info()``; a manager that saves before looking at
     the stored state takes whatever is there as its starting point.
+
+    ``on_unreadable="raise"`` (default): a save never replaces a stored state this manager
+    could not read (a wrong or missing key, a newer format, damage with no readable retained
+    version): it raises ``UnreadableStateError`` (``save_state()`` returns False and logs
+    why). ``"replace"`` replaces it on purpose, after keeping its bytes at
+    ``<url>.unreadable``. Damage under a running writer, or after a load fell back to a
+    readable retained version, is replaced (bytes kept aside) either way.
 
     ``spool_dir``: when a save cannot reach the storage (unreachable, permission denied, disk
     full), the frame goes to a local spool file there instead (default: ``default_spool_dir()``,
@@ -128,16 +142,24 @@ class StateManager:
         transforms: Sequence[Transform | str] = (),
         registry: TypeRegistry | None = None,
         on_conflict: OnConflict = "raise",
+        on_unreadable: OnUnreadable = "raise",
         spool_dir: str | os.PathLike[str] | Literal[False] | None = None,
         keep_versions: int = 3,
         schema_version: int = 1,
         validator: Any = None,
         signing_key: str | bytes | Sequence[str | bytes] | SigningKeyring | None = None,
         max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
-        self._lock = ReentrantLock(threading.Lock() if lock is None else lock)
+        # A caller's lock is waited for at most lock_timeout seconds (a caller holding its
+        # own plain Lock while calling would hang forever); the manager's own lock, forever.
+        self._lock = (
+            ReentrantLock(threading.Lock())
+            if lock is None
+            else ReentrantLock(lock, timeout=lock_timeout)
+        )
         store: Store = open_store(url_or_path, storage_options)
         self.registry: TypeRegistry = (registry or default_registry).child()
         self.transform_registry: TransformRegistry = default_transforms.child()
@@ -162,7 +184,7 @@ class StateManager:
             kind=self.kind,
             schema_version=schema_version,
         )
-        self._commit = Commit(self._frames, self._codec.decode, on_conflict)
+        self._commit = Commit(self._frames, self._codec.decode, on_conflict, on_unreadable)
         self._recovery = Recovery(self._commit, keep_versions)
         spool = None
         if spool_dir is not False:
@@ -403,15 +425,79 @@ class StateManager:
             log.info("%s: restored version %d as generation %d", self.url, version, generation)
             return generation
 
-    def flush_spool(self) -> bool:
+    def flush_spool(self, *, force: bool = False) -> bool:
         """Push a spooled state to the primary storage now; True if one was pushed.
 
         A spooled state older than the primary's is dropped (logged). Raises like ``save()``
         (``StorageError`` while the primary is still unreachable, ``ConflictError`` if another
-        writer replaced the primary since this manager last saw it).
+        writer replaced the primary since this manager last saw it). A spooled state saved
+        while the primary could not be read at all (its base is unknown) is never dropped:
+        over an existing primary it is a ``ConflictError`` and stays spooled
+        (``get_state_info()["spool"]``); ``force=True`` pushes it as the next generation.
         """
         with self._lock:
-            return self._failover.flush()
+            return self._failover.flush(force=force)
+
+    def discard_spool(self) -> bool:
+        """Drop a spooled state without pushing it; True if there was one."""
+        with self._lock:
+            return self._failover.discard()
+
+    # ------------------------------------------------------------------ read-modify-write
+
+    def update(
+        self,
+        fn: Callable[[dict[str, Any]], Mapping[str, Any] | None],
+        *,
+        retries: int = UPDATE_RETRIES,
+    ) -> dict[str, Any]:
+        """Atomically read, modify and save: ``fn(state)`` returns the new state (or mutates
+        ``state`` and returns None); return the state saved.
+
+        Safe across threads (the manager's lock), across managers of one process (the
+        store's lock) and across processes (compare-and-swap, whatever ``on_conflict``
+        says): on a conflict the state is read again and ``fn`` runs again, up to
+        ``retries`` times, then ``ConflictError``. ``fn`` may therefore run more than once:
+        keep side effects out of it. A missing state starts as ``{}``. Raises like ``load()``
+        and ``save()``.
+        """
+        for attempt in range(retries + 1):
+            with self._lock, self.store.lock():
+                state = self._load_for_update()
+                result = fn(state)
+                new = state if result is None else dict(result)
+                try:
+                    self._commit_strict(new)
+                except ConflictError:
+                    if attempt == retries:
+                        raise
+                    continue
+                return new
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, Any]]:
+        """``with sm.transaction() as state:`` -- modify ``state``; it is saved on exit.
+
+        Holds the manager's lock and the store's lock for the whole block, so threads and
+        managers of one process (and, on local files, other processes: ``flock``) are
+        excluded; elsewhere another process's save in between is a ``ConflictError`` on
+        exit (the block cannot be re-run: use ``update()`` for retries). An exception in the
+        block saves nothing.
+        """
+        with self._lock, self.store.lock():
+            state = self._load_for_update()
+            yield state
+            self._commit_strict(state)
+
+    def _load_for_update(self) -> dict[str, Any]:
+        try:
+            return self.load()
+        except StateNotFoundError:
+            return {}
+
+    def _commit_strict(self, state: Mapping[str, Any]) -> int:
+        return self._failover.save(self.encode(state), strict=True)
 
     # ------------------------------------------------------------------ forgiving API (spec)
 
@@ -501,6 +587,7 @@ class StateManager:
                 keep_versions=self._recovery.keep,
                 last_load_source=self.last_load_source,
                 fallback=self.last_fallback,
+                history_error=self._recovery.last_error,
             )
 
     # ------------------------------------------------------------------ keys

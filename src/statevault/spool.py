@@ -7,8 +7,11 @@ primary current again and empties the spool; a load takes whichever of primary a
 the higher generation.
 
 One spool file per state URL: ``<spool_dir>/<sha256(url)[:24]>.state``, beside a ``.url`` text
-file naming the URL for a person looking at the directory. Spool files are frames exactly like
-the primary (compressed and encrypted the same way, written atomically with mode 0600).
+file naming the URL for a person looking at the directory and a ``.base`` JSON file recording
+what the spooled save was based on (the primary's token and generation this writer last saw,
+or ``known: false`` when it never reached the primary): a flush pushes only over that base.
+Spool files are frames exactly like the primary (compressed and encrypted the same way,
+written atomically with mode 0600).
 Neither file is ever reached through a symbolic link: a link planted at either name is
 refused on read and replaced (not followed) on write; the directory is created 0700.
 """
@@ -16,12 +19,14 @@ refused on read and replaced (not followed) on write; the directory is created 0
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from .storage import ANY, ObjectInfo, Store
 from .storage.local import NEW_FILE_MODE, LocalStore
@@ -58,19 +63,44 @@ class Spool:
         """The local store holding the spool file."""
         return self._store
 
-    def put(self, chunks: Sequence[Buffer]) -> ObjectInfo:
-        """Write a frame to the spool (atomic; replaces any older spooled frame)."""
+    def put(self, chunks: Sequence[Buffer], base: dict[str, Any] | None = None) -> ObjectInfo:
+        """Write a frame to the spool (atomic; replaces any older spooled frame).
+
+        ``base``: what the save was based on (``{"token": ..., "generation": ...}`` as this
+        writer last saw the primary), None when unknown. A base that cannot be recorded is
+        removed, so the spooled frame counts as based on nothing known (kept, never dropped).
+        """
         info = self._store.write(chunks, expect=ANY)
+        record = {"known": base is not None, **(base or {})}
         try:
-            self._write_label()
+            self._write_side(".base", json.dumps(record).encode("utf-8"))
+        except OSError as e:
+            log.warning("could not record the base of %s: %s", self.path, e)
+            with suppress(OSError):
+                self.path.with_suffix(".base").unlink()
+        try:
+            self._write_side(".url", (self.url + "\n").encode("utf-8"))
         except OSError as e:  # the label is for people; the spooled frame is what matters
             log.warning("could not write %s: %s", self.path.with_suffix(".url"), e)
         return info
 
-    def _write_label(self) -> None:
-        """Write the ``.url`` file beside the spool file: 0600, atomically, never via a link."""
-        label = self.path.with_suffix(".url")
-        text = (self.url + "\n").encode("utf-8")
+    def base(self) -> dict[str, Any] | None:
+        """What the spooled save was based on (``token``, ``generation``); None if unknown
+        (it never reached the primary, or the record is missing or unreadable)."""
+        try:
+            path = self.path.with_suffix(".base")
+            if path.is_symlink():
+                return None
+            record = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not record.get("known"):
+            return None
+        return record
+
+    def _write_side(self, suffix: str, text: bytes) -> None:
+        """Write a side file beside the spool file: 0600, atomically, never via a link."""
+        label = self.path.with_suffix(suffix)
         with suppress(OSError):
             if not label.is_symlink() and label.read_bytes() == text:
                 return
@@ -97,7 +127,8 @@ class Spool:
     def clear(self) -> None:
         """Remove the spooled frame (after it reached the primary or was superseded)."""
         self._store.delete()
-        try:
-            self.path.with_suffix(".url").unlink(missing_ok=True)
-        except OSError as e:  # the label only names the state: a leftover one is harmless
-            log.warning("could not remove %s: %s", self.path.with_suffix(".url"), e)
+        for suffix in (".url", ".base"):
+            try:
+                self.path.with_suffix(suffix).unlink(missing_ok=True)
+            except OSError as e:  # side files only describe the frame: leftovers are harmless
+                log.warning("could not remove %s: %s", self.path.with_suffix(suffix), e)

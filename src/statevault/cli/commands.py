@@ -36,6 +36,7 @@ from .access import (
 from .parser import EXIT_OK, UsageError
 from .progress import Progress
 from .render import human_size, render, render_entry, to_json
+from .spool import cmd_spool
 from .tools import cmd_diff, cmd_rotate_keys
 
 __all__ = ["COMMANDS", "state_url", "storage_options"]
@@ -358,4 +359,5 @@ COMMANDS = {
     "demo": cmd_demo,
     "diff": cmd_diff,
     "rotate-keys": cmd_rotate_keys,
+    "spool": cmd_spool,
 }

@@ -166,6 +166,12 @@ def _add_diff(sub: Any, common: argparse.ArgumentParser) -> None:
     _keep_option(p)
 
 
+def _add_spool(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .spool import add_spool_parser  # spool.py imports this module (exit codes)
+
+    add_spool_parser(sub, common)
+
+
 def _add_rotate_keys(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "rotate-keys",
@@ -247,4 +253,5 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands registered by their own function: one line each.
     _add_diff(sub, common)
     _add_rotate_keys(sub, common)
+    _add_spool(sub, common)
     return parser

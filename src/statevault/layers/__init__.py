@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .commit import Commit, Current, OnConflict, Pending, Unreadable
+from .commit import Commit, Current, OnConflict, OnUnreadable, Pending, Unreadable
 from .failover import Failover, Loaded
 from .framestore import FrameStore, frame_prefix
 from .layout import (
@@ -48,6 +48,7 @@ __all__ = [
     "NoSuchName",
     "NothingReadable",
     "OnConflict",
+    "OnUnreadable",
     "Pending",
     "Recovery",
     "SectionRef",

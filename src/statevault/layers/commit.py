@@ -5,16 +5,14 @@ token and the frame's generation), derives from it the expectation of the next w
 next generation, and turns a refused write into ``ConflictError`` unless the refusal is one of
 two things that are not another writer:
 
-- *landed but unacknowledged*: our own previous write reported a storage error yet landed (a
-  timeout after the PUT, an fsync error after the rename); its first bytes are remembered, so
-  the stored object is recognised as ours;
+- *landed but unacknowledged*: one of our writes reported a storage error yet landed; the first
+  bytes of each since the last acknowledged one are remembered, so it is recognised as ours;
 - *damaged*: the stored object went bad (bit rot, a truncating copy); it is kept aside at
   ``<url>.unreadable`` and replaced.
 
-It also reads the current state (``read_current``), so that a load's observation and a save's
-expectation come from the same place. A save is ``prepare`` (the expectation; one ranged read
-on a first save) then ``write``; ``offline`` frames a snapshot without asking the store, for
-the failover layer when the store cannot even be asked.
+It reads the current state (``read_current``) so that a load's observation and a save's
+expectation come from one place; a save is ``prepare`` then ``write``; ``offline`` frames a
+snapshot for the failover layer when the store cannot be asked.
 """
 
 from __future__ import annotations
@@ -35,14 +33,19 @@ from ..errors import (
 from ..frame import HEADER_PROBE, NeedMoreBytes, parse_header
 from ..storage import ANY, ObjectInfo
 from ..transforms import Buffer
+from .aside import copy_aside, damaged_error, missing_key, replaceable
 from .framestore import FrameStore, frame_prefix
+from .legacy import is_frame
 from .snapshot import Snapshot
 
-__all__ = ["Commit", "Current", "OnConflict", "Pending", "Unreadable"]
+__all__ = ["Commit", "Current", "OnConflict", "OnUnreadable", "Pending", "Unreadable"]
 
 log = logging.getLogger("statevault")
 
 OnConflict = Literal["raise", "overwrite"]
+OnUnreadable = Literal["raise", "replace"]
+#: How many unacknowledged frames (since the last acknowledged write) are remembered.
+MAX_UNACKNOWLEDGED = 16
 Decode = Callable[[Any], tuple[dict[str, Any], int]]
 
 
@@ -76,15 +79,23 @@ class Unreadable(Exception):
 class Commit:
     """What this writer last saw, and how its next write is checked against the store.
 
-    Not thread-safe by itself: the manager's lock covers every call.
-    """
+    Not thread-safe by itself: the manager's lock covers every call."""
 
-    def __init__(self, frames: FrameStore, decode: Decode, on_conflict: OnConflict) -> None:
+    def __init__(
+        self,
+        frames: FrameStore,
+        decode: Decode,
+        on_conflict: OnConflict,
+        on_unreadable: OnUnreadable = "raise",
+    ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
+        if on_unreadable not in ("raise", "replace"):
+            raise ValueError(f"on_unreadable must be 'raise' or 'replace', not {on_unreadable!r}")
         self.frames = frames
         self.decode = decode
         self.on_conflict: OnConflict = on_conflict
+        self.on_unreadable: OnUnreadable = on_unreadable
         # What this writer last saw of the stored state: the store's version token and the
         # frame's generation. ``observed`` False means "not looked yet".
         self.token: str | None = None
@@ -93,8 +104,23 @@ class Commit:
         # Token of a current object that could not be read when a load fell back: the next
         # save keeps its bytes aside (``<url>.unreadable``) before replacing it.
         self.unreadable_token: str | None = None
-        # The first bytes of a frame whose write reported a storage error: it may have landed.
-        self.unacknowledged: bytes | None = None
+        # The first bytes and generation of every frame whose write reported a storage error
+        # since the last acknowledged write (oldest first, bounded): any of them may have
+        # landed, and recognising it must survive further failures.
+        self.unacknowledged: list[tuple[bytes, int]] = []
+        # The highest generation that may exist beyond what was observed (a write with an
+        # unknown outcome, a spooled frame, a damaged object a load fell back over): never
+        # used twice. A write refused by a conflict never landed, so its generation is free.
+        self.issued = 0
+        # A stored object this writer could not read (token, why): never replaced unless
+        # ``on_unreadable="replace"`` (or a load fell back to a readable retained version).
+        self.refused: tuple[str, StateError] | None = None
+        # Whether a readable retained version exists (set by the recovery layer): bit rot
+        # under a running writer is replaced only then (or with ``on_unreadable="replace"``).
+        self.has_readable_version: Callable[[], bool] = lambda: False
+        # Token of a stored legacy JSON document: the first save keeps a copy of it at
+        # ``<url>.legacy.json`` before converting it to a frame.
+        self.legacy_token: str | None = None
 
     @property
     def url(self) -> str:
@@ -102,6 +128,8 @@ class Commit:
 
     def observe(self, token: str | None, generation: int | None) -> None:
         """Record what the store holds now (after a load, a save, or seeing nothing)."""
+        if token is None:
+            self.issued = 0  # nothing stored (a first run, a delete): generations restart
         self.token = token
         self.generation = generation
         self.observed = True
@@ -122,9 +150,16 @@ class Commit:
         try:
             state, generation = self.decode(data)
         except CorruptStateError as e:  # a newer format is not damage: it raises
+            self.refused = (info.token, e)
             if not fallback:
                 raise
             raise Unreadable(e, info) from e
+        except StateError as e:  # a wrong or missing key, a newer format, unknown types
+            self.refused = (info.token, e)
+            raise
+        self.refused = None
+        if generation == 0 and not is_frame(data):
+            self.legacy_token = info.token
         self.observe(info.token, generation)
         return Current(state, generation, info)
 
@@ -135,35 +170,51 @@ class Commit:
         except (CorruptStateError, UnsupportedFormatError, StateNotFoundError):
             return 0
 
-    def fell_back(self, unreadable: ObjectInfo, generation: int) -> None:
+    def fell_back(self, unreadable: ObjectInfo, generation: int, newest: int = 0) -> None:
         """A load fell back to ``generation`` over the unreadable ``unreadable`` object.
 
         The next save replaces that object only if it is still the one seen, and keeps its
-        bytes aside first.
+        bytes aside first. Its generation is above every one seen (``newest``: the newest
+        retained; the damaged object's own header, if it reads), so none is used twice.
         """
         self.observe(unreadable.token, generation)
+        self.issued = max(self.issued, newest, self.stored_generation())
         self.unreadable_token = unreadable.token
+        self.refused = None  # damage with a readable version to continue from: replaceable
 
     # -- saving
 
-    def expectation(self) -> tuple[object, int]:
-        """What the store must still hold for this save to go ahead, and the next generation."""
-        if self.observed and self.on_conflict == "raise":
+    def expectation(self, *, strict: bool = False) -> tuple[object, int]:
+        """What the store must still hold for this save to go ahead, and the next generation.
+
+        ``strict``: compare-and-swap even with ``on_conflict="overwrite"`` (``update()``).
+        Raises ``UnreadableStateError`` when the stored object is one this writer could not
+        read (and ``on_unreadable`` is ``"raise"``), ``UnsupportedFormatError`` for a newer one.
+        """
+        self.check_replaceable()
+        if self.observed and (self.on_conflict == "raise" or strict):
             expect: object = self.token  # None: we saw no state, so none may exist now
-            return expect, (self.generation or 0) + 1
+            return expect, max(self.generation or 0, self.issued) + 1
         # One request on S3 (a ranged GET carries the ETag): a first save costs two in all.
         head = self.frames.store.read_head(HEADER_PROBE)
         if head is None:
-            return None, 1
+            return None, max(1, self.issued + 1)
         prefix, info = head
         try:
-            generation = parse_header(prefix, total_size=info.size).generation
+            header = parse_header(prefix, total_size=info.size)
+            generation = header.generation
+            if self.frames.keyring is None and header.encrypted_with(self.frames.registry):
+                # Never plaintext over an encrypted state: this writer has no key to read it.
+                self.refuse(info.token, missing_key(self.url))
         except NeedMoreBytes:
             generation = self.stored_generation()
         except CorruptStateError:
             generation = 0  # legacy JSON or damage: the write below still checks the token
+            if prefix.lstrip().startswith(b"{"):
+                self.legacy_token = info.token
         # UnsupportedFormatError propagates: a newer writer's state is not ours to replace.
-        if self.on_conflict == "overwrite":
+        generation = max(generation, self.issued)
+        if self.on_conflict == "overwrite" and not strict:
             # Last writer wins, but generations still only go up.
             if self.observed and info.token != self.token:
                 log.warning(
@@ -176,20 +227,39 @@ class Commit:
             return ANY, max(generation, self.generation or 0) + 1
         return info.token, generation + 1
 
-    def prepare(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
+    def refuse(self, token: str, error: StateError) -> None:
+        """Remember that the stored object ``token`` is one this writer cannot read; with
+        ``on_unreadable="raise"`` raise ``UnreadableStateError`` now."""
+        self.refused = (token, error)
+        self.check_replaceable()
+
+    def check_replaceable(self) -> None:
+        """Raise ``UnreadableStateError`` if the next write would replace an object this
+        writer could not read (unless ``on_unreadable="replace"``; see ``aside.replaceable``)."""
+        if self.refused is None:
+            return
+        if not replaceable(self.frames.store, *self.refused, self.on_unreadable):
+            self.refused = None  # replaced or deleted since: the write's own check applies
+        else:
+            self.unreadable_token = self.refused[0]  # kept aside, then replaced on purpose
+
+    def prepare(
+        self, snapshot: Snapshot, min_generation: int = 1, *, strict: bool = False
+    ) -> Pending:
         """Frame ``snapshot`` for the next write (asks the store on a first save).
 
         ``min_generation``: a floor from outside (a spooled frame's generation + 1).
         Raises ``StorageError`` when the store cannot be asked; then use ``offline``.
         """
-        expect, generation = self.expectation()
+        expect, generation = self.expectation(strict=strict)
         generation = max(generation, min_generation)
         return Pending(self._frame(snapshot, generation), generation, expect)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
         """Frame ``snapshot`` from memory alone (the store could not be asked): not writable
         to the primary as it is (no expectation), only to a fallback."""
-        generation = max((self.generation or 0) + 1, min_generation)
+        generation = max(max(self.generation or 0, self.issued) + 1, min_generation)
+        self.issued = max(self.issued, generation)
         return Pending(self._frame(snapshot, generation), generation, None)
 
     def _frame(self, snapshot: Snapshot, generation: int) -> list[Buffer]:
@@ -207,16 +277,21 @@ class Commit:
         all, the next save recognises the stored object as its own instead of a conflict.
         """
         self.keep_unreadable_aside(pending.expect)
+        self.keep_legacy_copy(pending.expect)
         try:
             info = self._write(pending)
         except ConflictError:
             raise
         except StorageError:
-            self.unacknowledged = frame_prefix(pending.chunks)
+            # Unknown outcome: it may have landed, so its generation is never used again.
+            self.issued = max(self.issued, pending.generation)
+            self.unacknowledged.append((frame_prefix(pending.chunks), pending.generation))
+            del self.unacknowledged[:-MAX_UNACKNOWLEDGED]
             raise
-        self.unacknowledged = None
+        self.unacknowledged.clear()
         self.observe(info.token, pending.generation)
         self.unreadable_token = None
+        self.refused = None
         return info
 
     def _write(self, pending: Pending) -> ObjectInfo:
@@ -224,10 +299,20 @@ class Commit:
         try:
             return self.frames.write(chunks, pending.expect)
         except ConflictError as e:
+            mine = self.landed(chunks)
+            if mine is not None:
+                # This very write landed and its answer was lost; the client's retry was then
+                # refused by our own object (S3: 412 on a retried conditional PUT).
+                log.warning("%s: the write was refused by its own landed copy", self.url)
+                return mine
             landed = self.unacknowledged_landed()
             if landed is not None:
                 return self.frames.write(chunks, landed)
             damaged = self.damaged_current()
+            if damaged is not None and not (
+                self.on_unreadable == "replace" or self.has_readable_version()
+            ):
+                raise damaged_error(self.url) from e
             if damaged is not None:
                 # Not another writer: the object went bad (bit rot, a truncating copy). A
                 # running service must still be able to save, and nothing readable is lost:
@@ -254,19 +339,34 @@ class Commit:
 
     # -- recovery after a refused write
 
-    def unacknowledged_landed(self) -> str | None:
-        """If the stored object is the frame of our last save that reported a failure (the
-        write landed but its answer was lost), return its token: then this is no conflict,
-        the object is ours."""
-        mine = self.unacknowledged
-        if mine is None:
-            return None
+    def landed(self, chunks: list[Buffer]) -> ObjectInfo | None:
+        """The stored object's info if it is exactly the frame in ``chunks`` (first bytes)."""
+        mine = frame_prefix(chunks)
         head = self.frames.store.read_head(len(mine))
         if head is None or head[0] != mine:
             return None
-        log.warning("%s: the save reported as failed had landed after all", self.url)
-        self.unacknowledged = None
-        return head[1].token
+        return head[1]
+
+    def unacknowledged_landed(self) -> str | None:
+        """If the stored object is the frame of one of our saves that reported a failure
+        since the last acknowledged one (the write landed but its answer was lost), observe
+        it and return its token: then this is no conflict, the object is ours."""
+        if not self.unacknowledged:
+            return None
+        longest = max(len(p) for p, _ in self.unacknowledged)
+        head = self.frames.store.read_head(longest)
+        if head is None:
+            return None
+        for prefix, generation in reversed(self.unacknowledged):
+            if head[0][: len(prefix)] == prefix:
+                log.warning(
+                    "%s: the save of generation %d reported as failed had landed after all",
+                    self.url,
+                    generation,
+                )
+                self.observe(head[1].token, generation)
+                return head[1].token
+        return None
 
     def damaged_current(self) -> str | None:
         """The token of the stored object if it is damaged beyond reading, else None.
@@ -285,20 +385,16 @@ class Commit:
             return None  # readable bytes this process cannot use (keys, types): not ours to judge
         return None
 
+    def keep_legacy_copy(self, expect: object) -> None:
+        """Before the first save converts a legacy JSON document, copy it to
+        ``<url>.legacy.json`` (once: an existing copy is the original and is kept)."""
+        token, self.legacy_token = self.legacy_token, None
+        if token is not None and (expect is ANY or expect == token):
+            copy_aside(self.frames.store, token, ".legacy.json", what="the legacy JSON", once=True)
+
     def keep_unreadable_aside(self, expect: object) -> None:
         """Before replacing a current object that could not be read, copy it to
-        ``<url>.unreadable`` for inspection (each such copy replaces the previous one)."""
-        if self.unreadable_token is None or expect != self.unreadable_token:
-            return
-        store = self.frames.store
-        try:
-            data, info = store.read()
-        except StateError:
-            return
-        if info.token != self.unreadable_token:
-            return
-        aside = store.sibling(".unreadable")
-        aside.write([data])
-        log.error(
-            "%s: kept the unreadable state aside at %s before replacing it", self.url, aside.url
-        )
+        ``<url>.unreadable`` for inspection (each such copy replaces the previous one).
+        Best effort: the new state is saved (or spooled) even if the copy fails."""
+        if self.unreadable_token is not None and expect == self.unreadable_token:
+            copy_aside(self.frames.store, self.unreadable_token, ".unreadable")

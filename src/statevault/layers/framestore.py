@@ -123,6 +123,14 @@ class FrameStore:
         """Replace the object atomically if it still matches ``expect``, else ``ConflictError``."""
         return self.store.write(chunks, expect=expect)
 
+    def reframe(self, data: Any, generation: int) -> list[Buffer]:
+        """The frame in ``data`` rebuilt as ``generation`` with the save stack (contents,
+        meta and creation time kept): a spooled frame pushed over a newer primary."""
+        reader = self.reader(data)
+        header = reader.header
+        sections = [[reader.section(i)] for i in range(len(header.sections))]
+        return self.build(sections, generation=generation, meta=header.meta, created=header.created)
+
     def rewrite(self, store: Store) -> None:
         """Rewrite the frame stored in ``store`` with the save stack; contents, generation,
         meta and creation time kept (key rotation re-encrypts retained versions with it)."""

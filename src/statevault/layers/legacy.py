@@ -2,8 +2,12 @@
 
 A stored object that is not a frame but a JSON object is read as a state: that is what code
 written before statevault (the specification's hand-written "Before" version) left behind. A
-trading state gets back what that code flattened: ISO datetimes and ``{"index", "values"}``
-Series dicts. Nothing here writes: the next save by a manager converts the file to a frame.
+trading state gets back what that code flattened, and only there: the datetime fields it
+wrote with ``.isoformat()`` (``LEGACY_DATETIME_FIELDS`` at the top level, in each active
+position and in each pair state) and the ``{"index", "values"}`` Series dicts of each pair
+state. Any other string stays a string, however much it looks like a date. Nothing here
+writes: the next save by a manager converts the file to a frame (the commit layer keeps a
+copy of the JSON at ``<url>.legacy.json`` first).
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from typing import Any
 
 from ..frame import MAGIC
 
-__all__ = ["is_frame", "looks_trading", "parse_json", "restore_legacy"]
+__all__ = [
+    "LEGACY_DATETIME_FIELDS",
+    "is_frame",
+    "looks_trading",
+    "parse_json",
+    "restore_legacy",
+]
+
+#: The datetime fields the old trader format wrote as ISO text (spec, "Before").
+LEGACY_DATETIME_FIELDS = frozenset({"entry_time", "exit_time", "last_update", "timestamp"})
 
 log = logging.getLogger("statevault")
 
@@ -49,17 +62,37 @@ def looks_trading(obj: Mapping[str, Any]) -> bool:
 
 
 def restore_legacy(obj: dict[str, Any]) -> dict[str, Any]:
-    """Restore what the spec's "Before" code flattened: ISO datetimes and Series dicts."""
-    return {k: _restore_legacy(v) for k, v in obj.items()}
+    """Restore what the spec's "Before" code flattened: its datetime fields and Series dicts."""
+    out = _restore_fields(obj)
+    positions = out.get("active_positions")
+    if isinstance(positions, dict):
+        out["active_positions"] = {
+            k: _restore_fields(v) if isinstance(v, dict) else v for k, v in positions.items()
+        }
+    pairs = out.get("pair_states")
+    if isinstance(pairs, dict):
+        out["pair_states"] = {k: _restore_pair(v) for k, v in pairs.items()}
+    return out
 
 
-def _restore_legacy(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) in ({"index", "values"}, {"index", "values", "name"}):
-            return _legacy_series(value)
-        return {k: _restore_legacy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_legacy(v) for v in value]
+def _restore_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: _datetime(v) if k in LEGACY_DATETIME_FIELDS else v for k, v in obj.items()}
+
+
+def _restore_pair(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {k: _legacy_series(v) if _is_series(v) else v for k, v in _restore_fields(value).items()}
+
+
+def _is_series(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) in (
+        {"index", "values"},
+        {"index", "values", "name"},
+    )
+
+
+def _datetime(value: Any) -> Any:
     if isinstance(value, str) and _ISO_DATETIME.match(value):
         try:
             return datetime.fromisoformat(value)

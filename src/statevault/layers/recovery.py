@@ -40,6 +40,9 @@ class Recovery:
         self.commit = commit
         self.frames = commit.frames
         self.history = History(commit.frames.store, keep_versions)
+        # Why the last save's version could not be kept (None: it was, or nothing tried yet).
+        self.last_error: str | None = None
+        commit.has_readable_version = self.has_readable_version
 
     @property
     def keep(self) -> int:
@@ -53,13 +56,28 @@ class Recovery:
         """Keep the frame just saved in its slot; a failure is logged, the save stands."""
         try:
             self.history.record(chunks, generation, info)
-        except StateError as e:  # the save itself succeeded: say so, do not fail it
+        except (StateError, OSError) as e:  # the save itself succeeded: say so, do not fail it
+            self.last_error = f"generation {generation}: {type(e).__name__}: {e}"
             log.warning(
                 "%s: generation %d was saved but not kept in history: %s",
                 self.url,
                 generation,
                 e,
             )
+        else:
+            self.last_error = None
+
+    def has_readable_version(self) -> bool:
+        """Whether any retained version decodes (a damaged current state may then be
+        replaced by a running writer: the last good state survives in the history)."""
+        for version in self.history.scan(self.frames.header_of)[0]:
+            try:
+                data, _ = version.store.read()
+                self.commit.decode(data)
+            except StateError:
+                continue
+            return True
+        return False
 
     def versions(self) -> list[Version]:
         """Every retained version whose header reads, newest first (one read per slot)."""
@@ -104,7 +122,8 @@ class Recovery:
             except StateError as e:
                 skipped.append(f"version {version.generation} ({type(e).__name__}: {e})")
                 continue
-            self.commit.fell_back(unreadable.info, generation)
+            newest = max((v.generation for v in versions), default=0)
+            self.commit.fell_back(unreadable.info, generation, newest)
             log.error(
                 "%s: the current state is unreadable; loaded retained version %d instead. "
                 "Skipped: %s. The next save keeps the unreadable bytes at %s.unreadable",

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import (
     ConflictError,
     StateNotFoundError,
+    StorageConfigurationError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -293,7 +294,28 @@ def translate_error(
     chain = list(exception_chain(exc))
     kind = classify(exc) if classify is not None else None
     err: StorageError
-    if kind is StoragePermissionError or (
+    if kind is StorageConfigurationError:
+        err = StorageConfigurationError(
+            f"The storage of {url} is misconfigured ({action}): {_describe(exc)}. Fix the URL "
+            "or storage_options; nothing was spooled, since retrying cannot help."
+        )
+    elif any(isinstance(e, IsADirectoryError) for e in chain):
+        err = StorageConfigurationError(
+            f"{url} is a directory, not a state file: give the path of a file (for example "
+            f"{url.rstrip('/')}/state.sv)."
+        )
+    elif (
+        kind is None
+        and not any(isinstance(e, OSError) for e in chain)
+        and any(isinstance(e, TypeError | ValueError) for e in chain)
+    ):
+        # The backend rejected its own configuration (an unknown or invalid option, an
+        # invalid endpoint): no retry or spool can help.
+        err = StorageConfigurationError(
+            f"The storage of {url} rejected its configuration while {action}: "
+            f"{_describe(exc)}. Check storage_options and the URL."
+        )
+    elif kind is StoragePermissionError or (
         kind is None and any(isinstance(e, PermissionError) for e in chain)
     ):
         err = StoragePermissionError(

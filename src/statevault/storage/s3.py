@@ -35,6 +35,7 @@ A black-holed address should cost two connect timeouts (about 5 s; not measurabl
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,13 @@ import s3fs
 from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
-from ..errors import StateError, StorageError, StoragePermissionError, StorageUnavailableError
+from ..errors import (
+    StateError,
+    StorageConfigurationError,
+    StorageError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
 from .base import (
     ANY,
     ObjectInfo,
@@ -101,6 +108,8 @@ _BOTOCORE_UNAVAILABLE: Final = (
     "ProxyConnectionError",
 )
 _AIOHTTP_UNAVAILABLE: Final = ("ClientConnectionError", "ServerTimeoutError")
+#: Error codes that mean the URL or the options are wrong, not that S3 is down.
+_MISCONFIGURED_CODES: Final = frozenset({"NoSuchBucket", "InvalidBucketName"})
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -134,7 +143,10 @@ def _unavailable_types() -> tuple[type[BaseException], ...]:
 
 
 def classify_s3_error(exc: BaseException) -> type[StorageError] | None:
-    """S3 access denials -> permission; botocore/aiohttp connection failures -> unavailable."""
+    """S3 access denials -> permission; botocore/aiohttp connection failures -> unavailable;
+    a missing bucket -> configuration."""
+    if error_code(exc) in _MISCONFIGURED_CODES:
+        return StorageConfigurationError
     if error_code(exc) in _DENIED_CODES:
         return StoragePermissionError
     unavailable = _unavailable_types()
@@ -180,6 +192,35 @@ def make_filesystem(storage_options: Mapping[str, Any] | None) -> s3fs.S3FileSys
         return fs
 
 
+def _forget_filesystems() -> None:
+    """In a forked child: the parent's filesystems (their event loop thread, their
+    connections) are unusable; new ones are made on first use."""
+    global _filesystems_guard  # noqa: PLW0603 - a thread may have held it at the fork
+    _filesystems_guard = threading.Lock()
+    _filesystems.clear()
+
+
+os.register_at_fork(after_in_child=_forget_filesystems)
+
+
+class _Filesystem:
+    """The filesystem of one set of storage options, remade in a forked child (an s3fs
+    filesystem refuses to run in a process other than the one that made it)."""
+
+    __slots__ = ("_fs", "_options", "_pid")
+
+    def __init__(self, storage_options: Mapping[str, Any] | None) -> None:
+        self._options = copy.deepcopy(dict(storage_options or {}))
+        self._fs = make_filesystem(self._options)
+        self._pid = os.getpid()
+
+    def get(self) -> s3fs.S3FileSystem:
+        if self._pid != os.getpid():
+            self._fs = make_filesystem(self._options)
+            self._pid = os.getpid()
+        return self._fs
+
+
 def _modified(response: Mapping[str, Any]) -> datetime | None:
     value = response.get("LastModified")
     if isinstance(value, datetime):
@@ -215,20 +256,21 @@ class S3Store(Store):
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         write_timeout = (storage_options or {}).get("write_timeout")
         self._init(
-            make_filesystem(storage_options),
+            _Filesystem(storage_options),
             url,
             None if write_timeout is None else float(write_timeout),
         )
 
     @classmethod
-    def _on(cls, fs: s3fs.S3FileSystem, url: str, write_timeout: float | None) -> S3Store:
+    def _on(cls, fs: _Filesystem, url: str, write_timeout: float | None) -> S3Store:
         store = cls.__new__(cls)
         store._init(fs, url, write_timeout)
         return store
 
-    def _init(self, fs: s3fs.S3FileSystem, url: str, write_timeout: float | None) -> None:
-        self._fs = fs
+    def _init(self, handle: _Filesystem, url: str, write_timeout: float | None) -> None:
+        self._handle = handle
         self._write_timeout = write_timeout
+        fs = handle.get()
         self.path: str = fs._strip_protocol(url)
         bucket, key, _ = fs.split_path(self.path)
         if not bucket or not key or url.endswith("/"):
@@ -239,6 +281,10 @@ class S3Store(Store):
         self._key: str = key
         self.url = f"s3://{bucket}/{key}"
         self._lock = process_lock(self.url)
+
+    @property
+    def _fs(self) -> s3fs.S3FileSystem:
+        return self._handle.get()
 
     # -- requests -----------------------------------------------------------------------
 
@@ -296,6 +342,7 @@ class S3Store(Store):
         try:
             response, data = self._run(self._get, None)
         except FileNotFoundError as e:
+            self._check_bucket(e, "reading")
             raise self._not_found(e) from e
         except Exception as e:
             raise self._translate(e, "reading") from e
@@ -310,6 +357,7 @@ class S3Store(Store):
         try:
             _, data = self._run(self._get, f"bytes={start}-{end - 1}")
         except FileNotFoundError as e:
+            self._check_bucket(e, "reading")
             raise self._not_found(e) from e
         except Exception as e:
             if error_code(e) in _RANGE_NOT_SATISFIABLE:
@@ -325,7 +373,8 @@ class S3Store(Store):
             return None if info is None else (b"", info)
         try:
             response, data = self._run(self._get, f"bytes=0-{length - 1}")
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            self._check_bucket(e, "reading")
             return None
         except Exception as e:
             if error_code(e) in _RANGE_NOT_SATISFIABLE:  # an empty object
@@ -367,6 +416,7 @@ class S3Store(Store):
             except StateError:
                 raise
             except Exception as e:
+                self._check_bucket(e, "saving")
                 # If-Match on a deleted key answers 404, not 412: the object changed too.
                 if conditions and (
                     isinstance(e, FileExistsError | FileNotFoundError)
@@ -386,9 +436,17 @@ class S3Store(Store):
                 raise self._translate(e, "deleting") from e
             return True
 
+    def _check_bucket(self, exc: BaseException, action: str) -> None:
+        """A "not found" that is the bucket's, not the key's, is a configuration error."""
+        if error_code(exc) in _MISCONFIGURED_CODES:
+            raise StorageConfigurationError(
+                f"The bucket {self._bucket!r} of {self.url} does not exist (or its name is "
+                f"invalid) while {action}: create it or fix the URL; nothing was spooled."
+            ) from exc
+
     def lock(self) -> AbstractContextManager[None]:
         """A per-process lock (re-entrant); S3 itself offers no lock, use ``expect``."""
         return hold(self._lock)
 
     def sibling(self, suffix: str) -> S3Store:
-        return S3Store._on(self._fs, self.url + suffix, self._write_timeout)
+        return S3Store._on(self._handle, self.url + suffix, self._write_timeout)
