@@ -309,18 +309,20 @@ class StateManager:
         """The first half of a save: validate and encode ``state`` into a ``Snapshot`` (no I/O).
 
         Raises ``SerializationError`` / ``ValidationError``; nothing is written. ``commit()``
-        is the second half. A background saver encodes under the caller's lock (a consistent
-        snapshot) and commits later; the snapshot may share memory with numpy arrays of the
+        is the second half. Does not take the manager's lock (it reads only configuration): a
+        background saver encodes in the caller's thread (a consistent snapshot) and commits
+        later; the snapshot may share memory with numpy arrays of the
         state, so commit before mutating them.
         """
         if not isinstance(state, Mapping):
             raise SerializationError(
                 f"the state must be a dict (a Mapping), not {type(state).__name__}"
             )
-        with self._lock:
-            if self._validate is not None:
-                self._validate(dict(state))
-            return self._codec.encode(dict(state))
+        # Not under the lock: encoding reads only configuration, and a background saver's
+        # caller must not wait for the write its worker holds the lock for.
+        if self._validate is not None:
+            self._validate(dict(state))
+        return self._codec.encode(dict(state))
 
     def commit(self, snapshot: Snapshot, *, encode_seconds: float = 0.0) -> int:
         """The second half of a save: write an encoded state; return the new generation.
