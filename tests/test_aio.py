@@ -77,7 +77,8 @@ async def test_round_trip_and_every_operation(any_backend: Backend) -> None:
         assert (await am.get_state_info())["generation"] == 3
         assert (await am.state_info()).generation == 3
         assert await am.flush_spool() is False
-        assert am.last_outcome is not None and am.last_outcome.generation == 3
+        assert am.last_outcome is not None
+        assert am.last_outcome.generation == 3
         assert await am.delete_state() is True
         assert await am.state_exists() is False
 
@@ -88,7 +89,8 @@ async def test_forgiving_save_logs_and_returns_false(
     am = AsyncStateManager(manager=_manager(memory_backend))
     assert await am.save_state({"bad": object()}) is False
     assert "save of" in caplog.text
-    assert am.last_outcome is not None and not am.last_outcome.landed
+    assert am.last_outcome is not None
+    assert not am.last_outcome.landed
     with pytest.raises(Exception, match="object"):
         await am.save({"bad": object()})
     await am.aclose()
@@ -101,12 +103,14 @@ async def test_trading_operations(any_backend: Backend) -> None:
         assert await am.save_trading(positions, pairs, {"cash": 10.0}) == 1
         assert await am.save_trading_state(positions, pairs, {"cash": 11.0}) is True
         state = await am.load_trading_state()
-        assert state["cash"] == 11.0 and state["active_positions"] == positions
+        assert state["cash"] == 11.0
+        assert state["active_positions"] == positions
         pd.testing.assert_series_equal(
             (await am.load_pair_state("A-B"))["spread"], pairs["A-B"]["spread"]
         )
         summary = await am.get_portfolio_summary()
-        assert summary["generation"] == 2 and summary["portfolio"] == {"cash": 11.0}
+        assert summary["generation"] == 2
+        assert summary["portfolio"] == {"cash": 11.0}
 
 
 async def test_concurrent_tasks_on_one_manager(any_backend: Backend) -> None:
@@ -128,7 +132,8 @@ async def test_the_loop_keeps_running_while_a_save_writes(memory_backend: Backen
     for _ in range(50):  # the loop runs other tasks while the write is stuck in the worker
         await asyncio.sleep(0)
         ticks += 1
-    assert ticks == 50 and not save.done()
+    assert ticks == 50
+    assert not save.done()
     gated.gate.set()
     assert await save == 1
 
@@ -143,7 +148,8 @@ async def test_cancel_before_the_save_started_did_not_land(any_backend: Backend)
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
-    assert am.last_outcome is not None and am.last_outcome.cancelled
+    assert am.last_outcome is not None
+    assert am.last_outcome.cancelled
     assert not am.last_outcome.landed
     gated.gate.set()
     assert await first == 1
@@ -172,7 +178,9 @@ async def test_cancel_while_the_write_runs(any_backend: Backend, fails: bool) ->
     gated.gate.set()
     generation = await follow
     outcome = await am.settle()
-    assert outcome is not None and outcome.landed and outcome.generation == generation
+    assert outcome is not None
+    assert outcome.landed
+    assert outcome.generation == generation
     assert await am.load() == {"n": 2}
     # What the cancelled save did is on record: landed as 2, or reported failed.
     cancelled_save, follow_save = [r for r in records if hasattr(r, "spooled")]
@@ -180,7 +188,9 @@ async def test_cancel_while_the_write_runs(any_backend: Backend, fails: bool) ->
     assert cancelled_save.generation == (None if fails else 2)
     # Either way its frame landed (generation 2) and the commit layer recognises it, so the
     # follow-up is 3, not a conflict: an unknown outcome never fails the next save.
-    assert generation == 3 and follow_save.ok and follow_save.generation == 3
+    assert generation == 3
+    assert follow_save.ok
+    assert follow_save.generation == 3
     if not fails:
         assert await am.load(2) == {"n": 1}
 
@@ -198,7 +208,9 @@ async def test_cancel_during_settle_keeps_the_outcome(memory_backend: Backend) -
         await settle
     gated.gate.set()
     outcome = await am.settle()
-    assert outcome is not None and outcome.landed and outcome.generation == 1
+    assert outcome is not None
+    assert outcome.landed
+    assert outcome.generation == 1
 
 
 async def test_conflict_from_another_writer_is_raised(memory_backend: Backend) -> None:
@@ -209,7 +221,8 @@ async def test_conflict_from_another_writer_is_raised(memory_backend: Backend) -
     other.save({"n": "other"})
     with pytest.raises(ConflictError):
         await am.save({"n": 2})
-    assert am.last_outcome is not None and isinstance(am.last_outcome.error, ConflictError)
+    assert am.last_outcome is not None
+    assert isinstance(am.last_outcome.error, ConflictError)
 
 
 async def test_constructor_forms(tmp_path: Any) -> None:
