@@ -251,3 +251,15 @@ def test_sigkill_loses_at_most_the_unwritten_snapshots(tmp_path: Path) -> None:
     # Whatever landed last is whole and self-consistent: big was saved together with its n.
     n = state["n"]
     np.testing.assert_array_equal(state["big"], np.arange(200_000.0) + (n + 1 if n >= 0 else 0))
+
+
+def test_encode_in_worker_reports_a_bad_state_through_the_handle(memory_backend: Backend) -> None:
+    sm = _manager(memory_backend)
+    with BackgroundSaver(sm, flush_at_exit=False, encode_in_worker=True) as saver:
+        good = saver.save({"n": 1})
+        bad = saver.save({"bad": object()})
+        assert saver.flush(30)
+    assert good.status in ("landed", "superseded")
+    assert bad.failed
+    assert isinstance(bad.error, SerializationError)
+    assert sm.load() == {"n": 1} if good.landed else not sm.state_exists()

@@ -110,10 +110,13 @@ def copy_aliased(snapshot: Snapshot) -> Snapshot:
 class BackgroundSaver:
     """Save a manager's state from a background thread: ``save()`` returns at once.
 
-    ``copy_buffers`` (default True) copies chunks that may alias the state's numpy memory
-    (about 2 ms per 10 MB, bench/README.md); pass False only if the bot never mutates arrays
-    in place after saving them. ``on_error(handle)`` and ``on_done(handle)`` run in the worker
-    thread. Thread-safe: several threads may call ``save()``.
+    ``copy_buffers`` (default True) copies chunks that alias the state's numpy memory (one
+    memcpy of the arrays, bench/README.md); pass False only if the bot never mutates arrays in
+    place after saving them. ``encode_in_worker=True`` moves the encode into the worker too, so
+    ``save()`` costs microseconds, but then the worker reads the state later: only for bots
+    that replace their values rather than mutate them (or pass a copy); a failed encode is
+    then reported through the handle, not raised. ``on_error(handle)`` and ``on_done(handle)``
+    run in the worker thread. Thread-safe: several threads may call ``save()``.
     """
 
     def __init__(
@@ -126,8 +129,10 @@ class BackgroundSaver:
         flush_at_exit: bool = True,
         handle_sigterm: bool = False,
         exit_timeout: float | None = 30.0,
+        encode_in_worker: bool = False,
     ) -> None:
         self.manager = manager
+        self.encode_in_worker = encode_in_worker
         self.copy_buffers = copy_buffers
         self.on_error = on_error
         self.on_done = on_done
@@ -135,7 +140,7 @@ class BackgroundSaver:
         self.last_error: BaseException | None = None
         self._unreported: BaseException | None = None
         self._cond = threading.Condition()
-        self._pending: tuple[Snapshot, SaveHandle, float] | None = None
+        self._pending: tuple[Snapshot | Mapping[str, Any], SaveHandle, float] | None = None
         self._writing: SaveHandle | None = None
         self._closed = False
         self._thread = threading.Thread(
@@ -167,9 +172,13 @@ class BackgroundSaver:
         (nothing queued), ``StateError`` after ``close()``.
         """
         start = time.perf_counter()
-        snapshot = self.manager.encode(state)
-        if self.copy_buffers:
-            snapshot = copy_aliased(snapshot)
+        snapshot: Snapshot | Mapping[str, Any]
+        if self.encode_in_worker:
+            snapshot = dict(state)  # the top level is the caller's: take it as it is now
+        else:
+            snapshot = self.manager.encode(state)
+            if self.copy_buffers:
+                snapshot = copy_aliased(snapshot)
         encode_seconds = time.perf_counter() - start
         with self._cond:
             if self._closed:
@@ -233,11 +242,16 @@ class BackgroundSaver:
                     self._writing = None
                     self._cond.notify_all()
 
-    def _write(self, snapshot: Snapshot, handle: SaveHandle, encode_seconds: float) -> None:
+    def _write(
+        self, snapshot: Snapshot | Mapping[str, Any], handle: SaveHandle, encode_seconds: float
+    ) -> None:
         manager = self.manager
         with manager.lock:  # last_save read below belongs to this commit
             try:
-                handle.generation = manager.commit(snapshot, encode_seconds=encode_seconds)
+                if isinstance(snapshot, Snapshot):
+                    handle.generation = manager.commit(snapshot, encode_seconds=encode_seconds)
+                else:
+                    handle.generation = manager.save(snapshot)
                 status: Status = "landed"
             except BaseException as e:
                 handle.error = e
