@@ -153,6 +153,7 @@ async def test_cancel_before_the_save_started_did_not_land(any_backend: Backend)
     assert not am.last_outcome.landed
     gated.gate.set()
     assert await first == 1
+    assert (await am.settle()).cancelled  # the newest save call's outcome, not the first's
     assert await am.load() == {"n": 1}
     assert await am.save({"n": 3}) == 2  # not poisoned
     assert await am.load() == {"n": 3}

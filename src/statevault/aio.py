@@ -78,7 +78,7 @@ class _AsyncBase(Generic[M]):
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="statevault-aio"
         )
-        self._last_write: concurrent.futures.Future[Any] | None = None
+        self._calls = 0  # numbers the save calls, so last_outcome is the newest one's
         #: How the most recent save ended (None: none yet, or one still running).
         self.last_outcome: SaveOutcome | None = None
 
@@ -98,13 +98,15 @@ class _AsyncBase(Generic[M]):
     async def _save(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one save-like call in the worker and record its outcome when it ends."""
         self.last_outcome = None
+        self._calls += 1
         future = self._executor.submit(functools.partial(fn, *args))
-        self._last_write = future
-        future.add_done_callback(self._record)
+        future.add_done_callback(functools.partial(self._record, self._calls))
         return await asyncio.wrap_future(future)
 
-    def _record(self, future: concurrent.futures.Future[Any]) -> None:
+    def _record(self, call: int, future: concurrent.futures.Future[Any]) -> None:
         # Runs in the worker thread when the call ends (at once for one cancelled unstarted).
+        if call != self._calls:  # an earlier save ending late: the newest call's outcome wins
+            return
         if future.cancelled():
             self.last_outcome = SaveOutcome(False, cancelled=True)
         elif (error := future.exception()) is not None:
