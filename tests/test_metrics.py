@@ -76,8 +76,9 @@ def test_requests_match_what_the_server_received(s3_backend: Any) -> None:
 
 def test_the_counting_layer_changes_nothing(tmp_path: Any) -> None:
     sm = StateManager(tmp_path / "s.bin")
-    store = sm.store
+    store = sm.layers.frames.store
     assert isinstance(store, CountingStore)
+    assert sm.store is store.inner  # the public property is the backend's own store
     assert store.url == store.inner.url
     assert store.atomic == store.inner.atomic
     assert isinstance(store.sibling(".x"), CountingStore)

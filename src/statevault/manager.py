@@ -218,8 +218,10 @@ class StateManager:
 
     @property
     def store(self) -> Store:
-        """The storage adapter (advanced use: tests, tools)."""
-        return self._frames.store
+        """The storage adapter (advanced use: tests, tools); the backend's own ``Store``, not
+        the metrics layer over it."""
+        store = self._frames.store
+        return store.inner if isinstance(store, CountingStore) else store
 
     @property
     def on_conflict(self) -> OnConflict:
