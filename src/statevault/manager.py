@@ -25,11 +25,18 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
 from .codec import TypeRegistry, default_registry
-from .errors import ConflictError, SerializationError, StateError, StateNotFoundError
+from .errors import (
+    ConflictError,
+    SerializationError,
+    StateError,
+    StateNotFoundError,
+    StorageError,
+)
 from .info import StateInfo, describe_state
 from .keys import Keyring, SigningKeyring, resolve_keyring
 from .layers import (
@@ -48,6 +55,7 @@ from .layers import (
     StateCodec,
 )
 from .locking import DEFAULT_LOCK_TIMEOUT, LockLike, ReentrantLock
+from .metrics import CountingStore, LoadMetrics, MetricsCallback, SaveMetrics, emit, recording
 from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import Store, open_store
@@ -150,6 +158,7 @@ class StateManager:
         signing_key: str | bytes | Sequence[str | bytes] | SigningKeyring | None = None,
         max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        on_metrics: MetricsCallback | None = None,
     ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
@@ -175,7 +184,8 @@ class StateManager:
             max_state_bytes,
         )
         # The layers, innermost first (docs/design.md): each wraps the one before it.
-        self._frames = FrameStore(store, config=transform_config)
+        # CountingStore only times and counts storage calls, for last_save / last_load.
+        self._frames = FrameStore(CountingStore(store), config=transform_config)
         self.migrations = Migrations()
         self._codec = StateCodec(
             self._frames,
@@ -196,6 +206,10 @@ class StateManager:
         # What the last load_state()/load(fallback=True) had to skip, for get_state_info().
         self.last_fallback: dict[str, Any] | None = None
         self.last_load_error: BaseException | None = None
+        # Figures of the last save()/load() (statevault.metrics); on_metrics gets each one.
+        self.on_metrics: MetricsCallback | None = on_metrics
+        self.last_save: SaveMetrics | None = None
+        self.last_load: LoadMetrics | None = None
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -233,8 +247,10 @@ class StateManager:
 
     @property
     def store(self) -> Store:
-        """The storage adapter (advanced use: tests, tools)."""
-        return self._frames.store
+        """The storage adapter (advanced use: tests, tools); the backend's own ``Store``, not
+        the metrics layer over it."""
+        store = self._frames.store
+        return store.inner if isinstance(store, CountingStore) else store
 
     @property
     def on_conflict(self) -> OnConflict:
@@ -324,26 +340,54 @@ class StateManager:
         """The first half of a save: validate and encode ``state`` into a ``Snapshot`` (no I/O).
 
         Raises ``SerializationError`` / ``ValidationError``; nothing is written. ``commit()``
-        is the second half. A background saver encodes under the caller's lock (a consistent
-        snapshot) and commits later; the snapshot may share memory with numpy arrays of the
+        is the second half. Does not take the manager's lock (it reads only configuration): a
+        background saver encodes in the caller's thread (a consistent snapshot) and commits
+        later; the snapshot may share memory with numpy arrays of the
         state, so commit before mutating them.
         """
         if not isinstance(state, Mapping):
             raise SerializationError(
                 f"the state must be a dict (a Mapping), not {type(state).__name__}"
             )
-        with self._lock:
-            if self._validate is not None:
-                self._validate(dict(state))
-            return self._codec.encode(dict(state))
+        # Not under the lock: encoding reads only configuration, and a background saver's
+        # caller must not wait for the write its worker holds the lock for.
+        if self._validate is not None:
+            self._validate(dict(state))
+        return self._codec.encode(dict(state))
 
-    def commit(self, snapshot: Snapshot) -> int:
+    def commit(self, snapshot: Snapshot, *, encode_seconds: float = 0.0) -> int:
         """The second half of a save: write an encoded state; return the new generation.
 
         Raises like ``save()`` (``ConflictError``, ``StorageError`` after spooling it).
+        Records ``last_save`` (``encode_seconds``: what the encode took, for that record).
         """
         with self._lock:
-            return self._failover.save(snapshot)
+            return self._measured_commit(snapshot, encode_seconds)
+
+    def _measured_commit(self, snapshot: Snapshot, encode_seconds: float) -> int:
+        record = SaveMetrics(self.url, encode=encode_seconds)
+        start = time.perf_counter()
+        with recording() as rec:
+            try:
+                record.generation = self._failover.save(snapshot)
+                record.ok = True
+                return record.generation
+            except BaseException as e:
+                record.error = f"{type(e).__name__}: {e}"
+                spool = self._failover.spool
+                # Failover spools every save the storage refused; a spool that holds a frame
+                # now holds this one (or the spool write failed too and logged it).
+                record.spooled = isinstance(e, StorageError) and (
+                    spool is not None and spool.info() is not None
+                )
+                raise
+            finally:
+                record.total = time.perf_counter() - start + encode_seconds
+                record.transform, record.write = rec.transform, rec.io
+                record.bytes_written, record.bytes_read = rec.bytes_written, rec.bytes_read
+                record.requests = rec.requests
+                self.last_save = record
+                emit(record, self.on_metrics)
 
     def save(self, state: Mapping[str, Any]) -> int:
         """Encode ``state`` and replace the stored state atomically; return the new generation.
@@ -356,7 +400,17 @@ class StateManager:
         with self._lock:
             # Encode before touching storage: an unsupported value must not cost a request,
             # and nothing is written unless the whole state encodes.
-            return self.commit(self.encode(state))
+            start = time.perf_counter()
+            try:
+                snapshot = self.encode(state)
+            except BaseException as e:
+                self.last_save = SaveMetrics(
+                    self.url, encode=time.perf_counter() - start, error=f"{type(e).__name__}: {e}"
+                )
+                self.last_save.total = self.last_save.encode
+                emit(self.last_save, self.on_metrics)
+                raise
+            return self.commit(snapshot, encode_seconds=time.perf_counter() - start)
 
     def load(self, version: int | None = None, *, fallback: bool = False) -> dict[str, Any]:
         """Read the stored state and return it as saved (same types, same values).
@@ -373,6 +427,28 @@ class StateManager:
         ``ValidationError`` when the validator rejects the state, ``StorageError`` for storage
         failures. Never returns partial data, never changes what is stored.
         """
+        with self._lock:
+            record = LoadMetrics(self.url)
+            start = time.perf_counter()
+            with recording() as rec:
+                try:
+                    state = self._load(version, fallback)
+                    record.ok, record.source = True, self.last_load_source
+                    if version is not None:
+                        record.source = f"version {version}"
+                    return state
+                except BaseException as e:
+                    record.error = f"{type(e).__name__}: {e}"
+                    raise
+                finally:
+                    record.total = time.perf_counter() - start
+                    record.read, record.decode = rec.io, max(0.0, record.total - rec.io)
+                    record.bytes_read, record.requests = rec.bytes_read, rec.requests
+                    record.generation = self._commit.generation if version is None else version
+                    self.last_load = record
+                    emit(record, self.on_metrics)
+
+    def _load(self, version: int | None, fallback: bool) -> dict[str, Any]:
         with self._lock:
             if version is not None:
                 return self._checked(self._recovery.read_version(version))

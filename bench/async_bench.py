@@ -1,0 +1,241 @@
+"""Async and background saving of the M state: time in the save call, event-loop lag.
+
+``python -m bench.async_bench [--size M] [--iterations N] [--json OUT]``
+
+On a local directory and on a moto S3 server (started in its own process on 127.0.0.1 with
+backends/s3/serve.py, so its CPU does not share this process's GIL), it measures:
+
+- sync: median time of ``StateManager.save`` and ``load`` of the state;
+- background: a bot loop that saves the state every iteration through a ``BackgroundSaver``
+  (and does 20 ms of "trading" between saves): median time spent in the ``save()`` call, and
+  its ratio to the synchronous save (target <= 10 %); how many saves landed or were coalesced;
+- async: an asyncio bot whose ticker wakes every 1 ms and records how late it woke (the lag)
+  while ``AsyncStateManager.save`` runs (target: median <= 10 ms);
+- the cost of encoding, of copying the aliased buffers, and of the metrics hooks.
+
+This is a measuring tool, not a test: nothing asserts on time. Figures go to bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from statevault import StateManager
+from statevault.aio import AsyncStateManager
+from statevault.background import BackgroundSaver, copy_aliased
+
+from .gen_state import make_state, raw_array_bytes
+
+MS = 1000.0
+
+
+def _median_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * MS, 2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """backends/s3/serve.py in a child process; returns it and the storage options."""
+    port = _free_port()
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(root / "backends/s3/serve.py"),
+            "--port",
+            str(port),
+            "--bucket",
+            "bench",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{endpoint}/bench", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    return child, options
+
+
+def measure_sync(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
+    saves, loads = [], []
+    sm.save(state)  # warm-up
+    for _ in range(n):
+        t = time.perf_counter()
+        sm.save(state)
+        saves.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sm.load()
+        loads.append(time.perf_counter() - t)
+    last = sm.last_save
+    assert last is not None
+    return {
+        "save_ms": _median_ms(saves),
+        "load_ms": _median_ms(loads),
+        "last_save": {k: v for k, v in last.as_dict().items() if k not in ("url", "error")},
+    }
+
+
+def measure_background(
+    sm: StateManager, state: dict[str, Any], n: int, sync_save_ms: float, **options: Any
+) -> dict[str, Any]:
+    calls, handles = [], []
+    with BackgroundSaver(sm, flush_at_exit=False, **options) as saver:
+        for _ in range(n):
+            t = time.perf_counter()
+            handles.append(saver.save(state))
+            calls.append(time.perf_counter() - t)
+            time.sleep(0.02)  # the bot's own work between saves
+        saver.flush()
+    call_ms = _median_ms(calls)
+    return {
+        "save_call_ms": call_ms,
+        "ratio_to_sync": round(call_ms / sync_save_ms, 3),
+        "landed": sum(h.landed for h in handles),
+        "superseded": sum(h.status == "superseded" for h in handles),
+        "failed": sum(h.failed for h in handles),
+    }
+
+
+async def _lag_during_saves(am: AsyncStateManager, state: dict[str, Any], n: int) -> list[float]:
+    lags: list[float] = []
+    saving = False
+
+    async def ticker() -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            if saving:
+                lags.append(time.perf_counter() - t - 0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    for _ in range(n):
+        saving = True
+        await am.save(state)
+        saving = False
+        await asyncio.sleep(0.01)
+    task.cancel()
+    return lags
+
+
+def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
+    async def run() -> list[float]:
+        async with AsyncStateManager(manager=sm) as am:
+            return await _lag_during_saves(am, state, n)
+
+    lags = asyncio.run(run())
+    lags.sort()
+    return {
+        "lag_median_ms": _median_ms(lags),
+        "lag_p99_ms": round(lags[int(len(lags) * 0.99)] * MS, 2),
+        "lag_max_ms": round(lags[-1] * MS, 2),
+        "ticks": len(lags),
+    }
+
+
+def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
+    sm = StateManager("memory://bench-costs/s.bin", keep_versions=0, spool_dir=False)
+    encodes, copies = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        snapshot = sm.encode(state)
+        encodes.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        copy_aliased(snapshot)
+        copies.append(time.perf_counter() - t)
+    # The metrics hooks: a tiny state on memory://, where the save is nearly all overhead,
+    # with the counting layer and without it (its inner store put back).
+    tiny = {"n": 1}
+    frames = sm.layers.frames
+    counting = frames.store
+
+    def per_save(repeat: int = 2000) -> float:
+        t = time.perf_counter()
+        for _ in range(repeat):
+            sm.save(tiny)
+        return (time.perf_counter() - t) / repeat
+
+    with_hooks = min(per_save() for _ in range(3))
+    frames.store = counting.inner  # type: ignore[attr-defined]
+    without = min(per_save() for _ in range(3))
+    frames.store = counting
+    return {
+        "encode_ms": _median_ms(encodes),
+        "copy_aliased_ms": _median_ms(copies),
+        "tiny_save_us_with_counting_layer": round(with_hooks * 1e6, 1),
+        "tiny_save_us_without": round(without * 1e6, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="M")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    state = make_state(args.size)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}",
+        "python": platform.python_version(),
+        "size": args.size,
+        "raw_array_mb": round(raw_array_bytes(state) / 2**20, 1),
+        "costs": measure_costs(state, 5),
+    }
+    moto, options = start_moto()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, url, opts in (
+                ("local", os.path.join(tmp, "s.bin"), None),
+                ("s3", "s3://bench/m/s.bin", options),
+            ):
+                print(f"{name} ...", file=sys.stderr)
+                sm = StateManager(url, storage_options=opts, spool_dir=False)
+                sync = measure_sync(sm, state, 5)
+                results[name] = {
+                    "sync": sync,
+                    "background": measure_background(sm, state, args.iterations, sync["save_ms"]),
+                    "background_encode_in_worker": measure_background(
+                        sm, state, args.iterations, sync["save_ms"], encode_in_worker=True
+                    ),
+                    "async": measure_async(sm, state, 5),
+                }
+    finally:
+        moto.terminate()
+        moto.wait()
+    text = json.dumps(results, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
