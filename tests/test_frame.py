@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import base64
 import contextlib
+import importlib
 import itertools
 import json
 import os
@@ -21,7 +22,6 @@ from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from statevault import keys as keys_module
 from statevault.errors import (
     CorruptStateError,
     IntegrityError,
@@ -65,8 +65,13 @@ RING = Keyring([KEY_A])
 FIXED_CREATED = 1767225600.0  # property tests fix the header's clock field (its length varies)
 
 
+# The module (not the function of the same name that statevault.transforms exports).
+_FERNET_MODULE = importlib.import_module("statevault.transforms.fernet")
+
+
 class _FixedEntropy:
-    """Stands in for the ``os`` and ``time`` modules of statevault.keys: zero IVs, fixed clock."""
+    """Stands in for the ``os`` and ``time`` modules of the Fernet transform: zero IVs, fixed
+    clock."""
 
     @staticmethod
     def urandom(n: int) -> bytes:
@@ -81,8 +86,8 @@ class _FixedEntropy:
 def fixed_entropy() -> Iterator[None]:
     """Frames built inside are the same bytes on every run (Fernet IV and timestamp fixed)."""
     with (
-        mock.patch.object(keys_module, "os", _FixedEntropy),
-        mock.patch.object(keys_module, "time", _FixedEntropy),
+        mock.patch.object(_FERNET_MODULE, "os", _FixedEntropy),
+        mock.patch.object(_FERNET_MODULE, "time", _FixedEntropy),
     ):
         yield
 
