@@ -90,6 +90,9 @@ class _FileLock:
         self._rlock = threading.RLock()
         self._depth = 0
         self._os_lock = filelock.FileLock(path, mode=NEW_FILE_MODE, thread_local=False)
+        # A soft lock (filelock's fallback where the platform has no OS lock) *is* the lock
+        # file's existence: creating it first would wait forever, so only OS locks get it.
+        self._precreate = not isinstance(self._os_lock, filelock.SoftFileLock)
 
     def acquire(self) -> None:
         self._rlock.acquire()
@@ -97,7 +100,8 @@ class _FileLock:
             if self._depth == 0:
                 # Our own open first: it refuses a planted symbolic link and creates the file
                 # 0600 under any umask, before filelock opens (and truncates) it.
-                os.close(_open_lock_file(self.path))
+                if self._precreate:
+                    os.close(_open_lock_file(self.path))
                 self._os_lock.acquire()
             self._depth += 1
         except BaseException:
