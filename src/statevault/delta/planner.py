@@ -113,8 +113,17 @@ class Planner:
         head_size: int = 2048,
         hint_limit: int = 1 << 16,
     ) -> None:
-        if not 64 <= min_size <= avg_size <= max_size:
-            raise ValueError("chunk sizes must satisfy 64 <= min_size <= avg_size <= max_size")
+        # FastCDC's ranges (pyfastcdc refuses others)
+        if not (
+            64 <= min_size <= avg_size <= max_size
+            and min_size <= 1 << 20
+            and 256 <= avg_size <= 1 << 22
+            and 1024 <= max_size <= 1 << 24
+        ):
+            raise ValueError(
+                "chunk sizes must satisfy min_size <= avg_size <= max_size, min_size in "
+                "[64, 1 MiB], avg_size in [256, 4 MiB], max_size in [1 KiB, 16 MiB]"
+            )
         if tail_limit < 1 or head_size < _PROBE or hint_limit < 1:
             raise ValueError(f"tail_limit >= 1, head_size >= {_PROBE}, hint_limit >= 1")
         self._key = key
