@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import zstandard
 from statevault.delta.planner import BufferPlan, Planner
 
 from bench.gen_state import SIZES
-from bench.run import machine_info
+from bench.run import _loadavg, machine_info
 
 KEY = b"bench key, 32 bytes long ......."
 WORKLOADS = ["same", "append", "roll", "edit"]
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in info.items():
         if k != "bench dir":
             print(f"{k:13s} {v}")
+    print(f"pyfastcdc     {metadata.version('pyfastcdc')}")
+    print(f"load average (1/5/15 min) at the start: {_loadavg()}")
     results: list[dict[str, Any]] = []
     for size in args.size:
         pairs, bars = SIZES[size]
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"state {size} {workload}: {per_state} large buffers, planning {us / 1000:.1f} ms"
                 f" and {new / 1000:.1f} kB of new pieces per tick (before compression)"
             )
+    print(f"load average (1/5/15 min) at the end: {_loadavg()}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": results}, indent=1))
     return 0
