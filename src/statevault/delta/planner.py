@@ -182,16 +182,19 @@ class Planner:
 
     # -- alignment -------------------------------------------------------------------------
 
-    def _verified(self, e: Extent, drop: int, region: memoryview) -> bool:
-        """Whether ``region`` is exactly ``e``'s bytes without the first ``drop``: keyed hash."""
+    def _verified(self, e: Extent, drop: int, region: memoryview) -> bool | None:
+        """Whether ``region`` is exactly ``e``'s bytes without the first ``drop`` (keyed hash):
+        None if not, else whether the extent ends at a cut (from its hint)."""
         hint = self._hints.get((e.piece, e.offset + e.length))
         if hint is not None:
             skip = e.offset + drop - hint.start
-            if skip == 0:
-                return self.piece_id(region) == hint.digest
-            if 0 < skip <= len(hint.head):
-                return self._mac2(hint.head[:skip], region) == hint.digest
-        return drop == 0 and e.offset == 0 and self.piece_id(region) == e.piece
+            if skip == 0 and self.piece_id(region) == hint.digest:
+                return hint.cut
+            if 0 < skip <= len(hint.head) and self._mac2(hint.head[:skip], region) == hint.digest:
+                return hint.cut
+        if drop == 0 and e.offset == 0 and self.piece_id(region) == e.piece:
+            return False
+        return None
 
     def _shifts(
         self, view: memoryview, old: tuple[Extent, ...], starts: list[int]
@@ -226,7 +229,7 @@ class Planner:
         starts = [0]
         for e in old:
             starts.append(starts[-1] + e.length)
-        best: tuple[list[Extent], int, int] = ([], 0, 0)
+        best: tuple[list[tuple[Extent, bool]], int, int] = ([], 0, 0)
         for drop in self._shifts(view, old, starts):
             got = self._prefix(view, old, starts, drop)
             if got[1] > best[1] or (got[2] == len(old) and best[2] < len(old)):
@@ -234,36 +237,40 @@ class Planner:
             if got[2] == len(old):
                 break
         prefix, q, i = best
-        for e in prefix:
-            run.add(e)
-        suffix: list[Extent] = []
+        for e, cut in prefix:
+            run.add(e, cut)
+        suffix: list[tuple[Extent, bool]] = []
         r = n
         for e in reversed(old[i:]):
-            if r - e.length < q or not self._verified(e, 0, view[r - e.length : r]):
+            if r - e.length < q:
                 break
-            suffix.append(e)
+            ends_cut = self._verified(e, 0, view[r - e.length : r])
+            if ends_cut is None:
+                break
+            suffix.append((e, ends_cut))
             r -= e.length
         if r == n:
             self._tail(run, q)
             return
         run.chunk(q, r, open_end=False)
-        for e in reversed(suffix):
-            run.add(e)
+        for e, cut in reversed(suffix):
+            run.add(e, cut)
 
     def _prefix(
         self, view: memoryview, old: tuple[Extent, ...], starts: list[int], drop: int
-    ) -> tuple[list[Extent], int, int]:
-        """Old extents re-found from data's start when ``drop`` old bytes are gone."""
+    ) -> tuple[list[tuple[Extent, bool]], int, int]:
+        """Old extents (and cut flags) re-found from data's start when ``drop`` bytes are gone."""
         j = bisect_right(starts, drop) - 1
-        out: list[Extent] = []
+        out: list[tuple[Extent, bool]] = []
         q, i, n = 0, j, len(view)
         while i < len(old):
             e = old[i]
             d = drop - starts[j] if i == j else 0
             length = e.length - d
-            if q + length > n or not self._verified(e, d, view[q : q + length]):
+            cut = self._verified(e, d, view[q : q + length]) if q + length <= n else None
+            if cut is None:
                 break
-            out.append(Extent(e.piece, e.offset + d, length) if d else e)
+            out.append((Extent(e.piece, e.offset + d, length) if d else e, cut))
             q += length
             i += 1
         return out, q, i
@@ -334,13 +341,10 @@ class _Run:
         self.created: dict[bytes, memoryview] = {}
         self.end = 0
 
-    def add(self, e: Extent, cut: bool | None = None) -> None:
+    def add(self, e: Extent, cut: bool) -> None:
         self.extents.append(e)
         self.starts.append(self.end)
         self.end += e.length
-        if cut is None:
-            hint = self.planner._hints.get((e.piece, e.offset + e.length))
-            cut = hint is not None and hint.cut
         self.cuts.append(cut)
 
     def truncate(self, k: int) -> None:
