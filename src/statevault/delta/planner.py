@@ -70,11 +70,9 @@ _TINY = 64
 _PROBE = 32
 _MAX_SHIFTS = 4
 # The open chunk's last two pieces merge while the earlier is at most this many times the
-# later: sizes then grow by more than this factor towards the front, so the open chunk has at
-# most log2(open bytes / append size) + 2 pieces; each byte is rewritten O(log) times.
-# Measured (8-byte appends to 40 KB): ratio 1: 44 B new and 7.4 extents a tick; 2: 60 B and
-# 6.3; 3: 78 B and 5.7; 4: 88 B and 5.3. A manifest entry costs about 22 bytes a tick, so
-# the sums are within 5 %; 2 keeps bytes low with fewer extents (less planning time too).
+# later. Measured (8-byte appends to 40 KB), new bytes and extents a tick: ratio 1: 44 B, 7.4;
+# 2: 60 B, 6.3; 3: 78 B, 5.7; 4: 88 B, 5.3. With ~22 manifest bytes an extent the sums are
+# within 5 %; 2 keeps bytes low with fewer extents (less planning time too).
 _TAIL_RATIO = 2
 
 
@@ -169,11 +167,9 @@ class Planner:
         n = len(view)
         old = previous.extents if previous is not None else ()
         run = _Run(self, view, {e.piece for e in old})
-        if n == 0:
-            pass
-        elif not old or n <= _TINY:
+        if n and (not old or n <= _TINY):
             run.chunk(0, n, open_end=True)
-        else:
+        elif n:
             self._align(run, old)
         if len(run.extents) > n // self._min + self._tail_limit + 4:
             run = _Run(self, view, run.known)  # too fragmented: re-chunk, keep what matches
@@ -368,24 +364,31 @@ class _Run:
             self.new(a + c.offset, end, cut=not open_end or end < b)
 
     def finish(self) -> tuple[BufferPlan, list[tuple[bytes, Buffer]]]:
-        p = self.planner
+        p, view, created = self.planner, self.view, self.created
         hints, head_size = p._hints, p._head_size
         fresh: list[tuple[bytes, Buffer]] = []
-        for i, (e, start, cut) in enumerate(zip(self.extents, self.starts, self.cuts, strict=True)):
-            created = self.created.pop(e.piece, None)
-            if created is not None:
-                fresh.append((e.piece, created))
+        for i, e in enumerate(self.extents):
+            if created:
+                body = created.pop(e.piece, None)
+                if body is not None:
+                    fresh.append((e.piece, body))
             key = (e.piece, e.offset + e.length)
             hint = hints.pop(key, None)  # popped and put back: the newest hints are kept
-            body = self.view[start : start + e.length]
-            if hint is None:  # offset 0: verified by its piece id or just written, whole
-                hint = _Hint(e.offset, e.piece if e.offset == 0 else p.piece_id(body), b"", cut)
-            hint.cut = cut
+            cut = self.cuts[i]
+            if hint is not None:
+                hint.cut = cut
+            elif e.offset == 0:  # verified by its piece id or just written: the whole piece
+                hint = _Hint(0, e.piece, b"", cut)
+            else:
+                start = self.starts[i]
+                hint = _Hint(e.offset, p.piece_id(view[start : start + e.length]), b"", cut)
             skip = e.offset - hint.start  # where the extent starts in the hint's head
             room = len(hint.head) - skip  # head bytes left for later drops
             if skip < 0 or room < 0 or (i < 2 and room < min(head_size // 2, e.length)):
                 # Re-anchor at this extent (its bytes are verified); the first two extents
                 # carry their first bytes, to find and verify a rolling window's drop.
+                start = self.starts[i]
+                body = view[start : start + e.length]
                 if skip:
                     hint.digest = p.piece_id(body)
                     hint.start = e.offset
