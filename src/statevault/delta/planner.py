@@ -24,9 +24,9 @@ How (all O(change) in new bytes, each save hashes the whole buffer once to verif
   equal to a previous piece are found by id. A gap at the end is chunked from the last cut.
 - Appended bytes form the open (last) chunk: what the last cut left, then pieces that merge
   like a counter (the last two while the earlier is at most twice the later), so after any
-  number of appends the open chunk has at most log2(open bytes / append size) + 2 extents and
+  number of appends the open chunk has about log2(open bytes / append size) + 2 extents and
   never more than ``tail_limit`` + 1, and each byte is rewritten O(log) times: amortized
-  O(change), the worst single save rewrites one open chunk (< ``max_size``). FastCDC looks
+  O(change); the worst single save writes about ``max_size`` plus the new bytes. FastCDC looks
   for a cut once per ``min_size // 4`` appended bytes; when it finds one the closed chunk is
   written as one piece (once per byte), so stored pieces stay at content-defined boundaries
   and a fresh planner (no hints: a manager that just loaded) re-finds them after any shift, at
@@ -40,9 +40,10 @@ anchor, the first ``head_size`` bytes from there, and whether it ends at a cut. 
 optimisation: without them (``previous`` rebuilt from a manifest) plans stay correct.
 
 Measured choices (bench/delta_planner.py, bench/README.md): ``pyfastcdc`` over ``fastcdc``:
-2.2-3.2 GB/s against 1.6-2.1 GB/s here, wheels for CPython 3.9-3.14 on Linux (x86_64,
-aarch64), macOS and Windows against cp311/cp312 only (3.13 gets a pure-Python fallback),
-typed (``py.typed``), one dependency (``typing_extensions``) against four CLI ones; both MIT.
+2.2-3.2 GB/s against 1.6-2.1 GB/s here; 0.3.1 (2026-10) has wheels for CPython 3.11 and 3.13
+(checked) on Linux x86_64/aarch64, macOS arm64 and Windows, where fastcdc 1.7.0 (2024-06) has
+cp311/cp312 only (3.13 resolves to its pure-Python 1.1.0); typed (``py.typed``); one
+dependency (``typing_extensions``) against four for fastcdc's CLI; both MIT.
 Keyed BLAKE3 (``blake3``, wheels for the same platforms, CC0/Apache-2.0, typed) over hashlib:
 each save hashes every buffer it reuses, so the hash is most of a tick's planning time. Per
 call here: 40 KB 13 us (HMAC-SHA256 with SHA extensions 27 us, keyed BLAKE2b 55 us), 400 KB
@@ -110,7 +111,7 @@ class Planner:
     at most ``max_size`` bytes, except where a buffer ends); an edit rewrites at most the chunks
     it touches. ``tail_limit`` bounds the open chunk's extents, ``head_size`` the largest drop a
     rolling window may make in one save and still be referenced, ``hint_limit`` the number of
-    remembered extents (oldest forgotten first). Not thread-safe: one planner per writer.
+    remembered hints (least recently used forgotten first). Not thread-safe: one per writer.
     """
 
     def __init__(
@@ -289,9 +290,8 @@ class Planner:
         run.truncate(k)
         grain = max(self._min // 4, 1)
         if n - s < self._min or ((n - s) // grain == (q - s) // grain and n - s < self._max):
-            # No cut can be there yet, or none was when the open chunk was this long give or
-            # take a grain: FastCDC's first cut depends only on the bytes from s, so looking
-            # once per grain of appended bytes finds the same cut, a few saves later.
+            # No cut possible yet, or none a grain ago: FastCDC's first cut depends only on
+            # the bytes from s, so looking once a grain finds the same cut, a bit later.
             cuts: list[int] = []
         else:
             cuts = [s + c.offset + c.length for c in self._cdc.cut_buf(view[s:n])][:-1]
