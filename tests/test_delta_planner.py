@@ -335,3 +335,13 @@ def test_empty_and_tiny_buffers() -> None:
 def test_bad_options_are_refused(options: dict[str, int]) -> None:
     with pytest.raises(ValueError, match=r"must satisfy|>="):
         Planner(KEY, **options)
+
+
+def test_the_bench_completes(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import delta_planner
+
+    assert delta_planner.main(["--size", "S", "--ticks", "5"]) == 0
+    out = capsys.readouterr().out
+    for workload in delta_planner.WORKLOADS:
+        assert f"quotes  {workload}" in out
+    assert "state S append" in out
