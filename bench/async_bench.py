@@ -36,6 +36,7 @@ from typing import Any
 from statevault import StateManager
 from statevault.aio import AsyncStateManager
 from statevault.background import BackgroundSaver, copy_aliased
+from statevault.freeze import freeze
 
 from .gen_state import make_state, raw_array_bytes
 
@@ -124,7 +125,8 @@ def measure_background(
     }
 
 
-async def _lag_during_saves(am: AsyncStateManager, state: dict[str, Any], n: int) -> list[float]:
+async def _lag_during(save: Any, n: int) -> list[float]:
+    """A 1 ms ticker's lateness while ``save()`` (a coroutine function) runs, ``n`` times."""
     lags: list[float] = []
     saving = False
 
@@ -139,20 +141,16 @@ async def _lag_during_saves(am: AsyncStateManager, state: dict[str, Any], n: int
     await asyncio.sleep(0.01)
     for _ in range(n):
         saving = True
-        await am.save(state)
+        await save()
+        await asyncio.sleep(0)  # the ticker's wake-up that the save delayed is counted
         saving = False
         await asyncio.sleep(0.01)
     task.cancel()
     return lags
 
 
-def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
-    async def run() -> list[float]:
-        async with AsyncStateManager(manager=sm) as am:
-            return await _lag_during_saves(am, state, n)
-
-    lags = asyncio.run(run())
-    lags.sort()
+def _lag_figures(lags: list[float]) -> dict[str, Any]:
+    lags = sorted(lags) or [0.0]
     return {
         "lag_median_ms": _median_ms(lags),
         "lag_p99_ms": round(lags[int(len(lags) * 0.99)] * MS, 2),
@@ -161,9 +159,35 @@ def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, 
     }
 
 
+def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
+    """The loop's lag while the state is saved three ways from inside it: ``sm.save`` called
+    in the loop (it blocks the loop for the whole save), ``AsyncStateManager.save`` awaited,
+    and ``BackgroundSaver.save`` called then its handle awaited (polled every ms)."""
+
+    async def blocking() -> None:
+        sm.save(state)
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"sync_in_loop": await _lag_during(blocking, n)}
+        async with AsyncStateManager(manager=sm) as am:
+            out["async"] = await _lag_during(lambda: am.save(state), n)
+        with BackgroundSaver(sm, flush_at_exit=False) as saver:
+
+            async def background() -> None:
+                handle = saver.save(state)
+                while not handle.done:
+                    await asyncio.sleep(0.001)
+
+            out["background"] = await _lag_during(background, n)
+        return out
+
+    return {name: _lag_figures(lags) for name, lags in asyncio.run(run()).items()}
+
+
 def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     sm = StateManager("memory://bench-costs/s.bin", keep_versions=0, spool_dir=False)
-    encodes, copies = [], []
+    codec = sm.layers.codec.layout.codec
+    encodes, copies, freezes = [], [], []
     for _ in range(n):
         t = time.perf_counter()
         snapshot = sm.encode(state)
@@ -171,6 +195,9 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
         t = time.perf_counter()
         copy_aliased(snapshot)
         copies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        freeze(state, codec)
+        freezes.append(time.perf_counter() - t)
     # The metrics hooks: a tiny state on memory://, where the save is nearly all overhead,
     # with the counting layer and without it (its inner store put back).
     tiny = {"n": 1}
@@ -190,6 +217,7 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     return {
         "encode_ms": _median_ms(encodes),
         "copy_aliased_ms": _median_ms(copies),
+        "freeze_ms": _median_ms(freezes),
         "tiny_save_us_with_counting_layer": round(with_hooks * 1e6, 1),
         "tiny_save_us_without": round(without * 1e6, 1),
     }
@@ -199,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="M")
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--lag-saves", type=int, default=5)
+    parser.add_argument("--costs", type=int, default=7)
+    parser.add_argument("--only", choices=["local", "s3"], action="append")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     state = make_state(args.size)
@@ -207,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "size": args.size,
         "raw_array_mb": round(raw_array_bytes(state) / 2**20, 1),
-        "costs": measure_costs(state, 5),
+        "costs": measure_costs(state, args.costs),
     }
     moto, options = start_moto()
     try:
@@ -216,16 +247,21 @@ def main(argv: list[str] | None = None) -> int:
                 ("local", os.path.join(tmp, "s.bin"), None),
                 ("s3", "s3://bench/m/s.bin", options),
             ):
+                if args.only and name not in args.only:
+                    continue
                 print(f"{name} ...", file=sys.stderr)
                 sm = StateManager(url, storage_options=opts, spool_dir=False)
                 sync = measure_sync(sm, state, 5)
                 results[name] = {
                     "sync": sync,
                     "background": measure_background(sm, state, args.iterations, sync["save_ms"]),
+                    "background_snapshot_encode": measure_background(
+                        sm, state, args.iterations, sync["save_ms"], snapshot="encode"
+                    ),
                     "background_encode_in_worker": measure_background(
                         sm, state, args.iterations, sync["save_ms"], encode_in_worker=True
                     ),
-                    "async": measure_async(sm, state, 5),
+                    "loop_lag": measure_async(sm, state, args.lag_saves),
                 }
     finally:
         moto.terminate()

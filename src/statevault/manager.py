@@ -336,6 +336,12 @@ class StateManager:
 
     # ------------------------------------------------------------------ strict core
 
+    def validate(self, state: Mapping[str, Any]) -> None:
+        """Run the configured ``validator`` on ``state`` (nothing without one); raises
+        ``ValidationError`` as ``save()`` would."""
+        if self._validate is not None:
+            self._validate(dict(state))
+
     def encode(self, state: Mapping[str, Any]) -> Snapshot:
         """The first half of a save: validate and encode ``state`` into a ``Snapshot`` (no I/O).
 

@@ -1,0 +1,299 @@
+"""Consistent snapshots of a state without encoding it: copy what can change, keep the rest.
+
+``freeze(state, codec)`` returns a state equal to ``state`` (same types, same values, the same
+pandas indexes) that shares nothing mutable with it: the caller may mutate its objects as soon
+as it returns, and encoding the copy later, in another thread, writes what the state held at
+the call, byte for byte what encoding it then would have written. ``BackgroundSaver.save``
+does this on the caller's thread instead of a full encode: on the benchmark's M state it
+costs a few ms against the encode's 30 ms plus a 15 ms buffer copy (bench/README.md).
+
+How each value is taken (by exact type: a subclass falls under "anything else"):
+
+- kept as it is, being immutable: None, bool, int, float, complex, str, bytes, Decimal,
+  datetime/date/time/timedelta, timezone, ZoneInfo, UUID, range, paths, numpy scalars (not
+  ``np.void``, which can be a view into an array), pandas Timestamp/Timedelta/Period/NaT/NA,
+  and every pandas Index (immutable; keeping the object also keeps the codec storing an
+  index shared by several Series once); frozenset and tuple when their items are;
+- rebuilt around frozen items: dict, OrderedDict, list, tuple, set (dict keys and set items
+  must be immutable values as above); bytearray is copied;
+- copied: numpy arrays (one memcpy, in the memory order the codec reads) and pandas Series
+  and DataFrames (``copy(deep=True)``: one memcpy per block, the index objects kept), unless
+  they hold Python objects that are not all immutable scalars (pandas ``infer_dtype``: str,
+  bytes, numbers, dates and times are fine, a list or a dict is not);
+- anything else (registered types, dataclasses, object arrays of mutable items, deques,
+  subclasses of the types above, dicts with other keys): round-tripped through the codec on
+  the caller's thread, i.e. encoded (so what cannot be saved raises ``SerializationError``
+  there, with its path in the state) and decoded into a private copy. That value costs what
+  its synchronous encode costs, plus its decode. A round trip that does not give back the
+  value's type (a one-way ``register_serializer`` hook) raises ``Unfreezable``: the caller
+  then encodes the whole state instead.
+
+Not covered (as with any snapshot short of a full encode): a mutation that bypasses the
+objects' own API, such as writing into pandas' internal arrays after making them writeable,
+or into memory that a numpy array merely views (``np.frombuffer`` of a bytearray the bot
+keeps changing) — the copy is taken at the call, so only changes during the call could leak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import sys
+import uuid
+import zoneinfo
+from collections import OrderedDict
+from decimal import Decimal
+from types import NoneType
+from typing import Any
+
+from .codec import MAX_DEPTH, Codec, Encoded
+from .errors import StateError
+from .layers import state_path
+
+__all__ = ["Unfreezable", "freeze"]
+
+_ATOMS: set[type[Any]] = {
+    NoneType,
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    Decimal,
+    dt.datetime,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    dt.timezone,
+    zoneinfo.ZoneInfo,
+    uuid.UUID,
+    range,
+    pathlib.PurePosixPath,
+    pathlib.PureWindowsPath,
+    pathlib.PosixPath,
+    pathlib.WindowsPath,
+}
+# Python objects in an object-dtype column or array that are immutable scalars.
+_IMMUTABLE_INFERRED = frozenset(
+    {
+        "empty",
+        "string",
+        "bytes",
+        "floating",
+        "integer",
+        "mixed-integer-float",
+        "decimal",
+        "complex",
+        "boolean",
+        "datetime64",
+        "datetime",
+        "date",
+        "timedelta64",
+        "timedelta",
+        "time",
+        "period",
+    }
+)
+_seen_types: dict[type[Any], str] = {}  # type -> "atom" | "numpy" | "pandas" | "other"
+
+
+class Unfreezable(Exception):
+    """A value whose round trip through the codec did not give back its type."""
+
+
+def _kind(t: type[Any]) -> str:
+    kind = _seen_types.get(t)
+    if kind is not None:
+        return kind
+    kind = "other"
+    root = (getattr(t, "__module__", "") or "").partition(".")[0]
+    if root == "numpy":
+        np = sys.modules["numpy"]
+        if t is np.ndarray:
+            kind = "numpy"
+        elif issubclass(t, np.generic) and not issubclass(t, np.void):
+            kind = "atom"
+    elif root == "pandas":
+        pd = sys.modules["pandas"]
+        if t in (pd.Series, pd.DataFrame):
+            kind = "pandas"
+        elif issubclass(t, pd.Index) or t in (
+            pd.Timestamp,
+            pd.Timedelta,
+            pd.Period,
+            type(pd.NaT),
+            type(pd.NA),
+        ):
+            kind = "atom"
+    _seen_types[t] = kind
+    return kind
+
+
+def kind_is_index(t: type[Any]) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and issubclass(t, pd.Index)
+
+
+def _copy_on_write() -> bool:
+    pd = sys.modules["pandas"]
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return pd.get_option("mode.copy_on_write") is True
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a dict key or set item is an immutable value (tuples of them included)."""
+    t = type(value)
+    if t in _ATOMS:
+        return True
+    if t is tuple or t is frozenset:
+        return all(_immutable(v) for v in value)
+    return _kind(t) == "atom"
+
+
+def _objects_immutable(values: Any) -> bool:
+    """Whether an object-dtype array (any shape) holds only immutable scalars."""
+    pd = sys.modules.get("pandas")
+    if pd is None:  # numpy without pandas: check the items one by one
+        return all(_immutable(v) for v in values.ravel(order="K").tolist())
+    flat = values.ravel(order="K")
+    return pd.api.types.infer_dtype(flat, skipna=True) in _IMMUTABLE_INFERRED
+
+
+def _frame_dtypes(df: Any) -> list[Any]:
+    """The column dtypes of a DataFrame (the block manager's own array where pandas has it:
+    ``df.dtypes`` builds a Series, about 40 us, most of the copy's cost for a small frame)."""
+    try:
+        return list(df._mgr.get_dtypes())
+    except AttributeError:  # pragma: no cover - a pandas without it
+        return list(df.dtypes)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Freezer:
+    """One ``freeze`` call: the codec for round trips and the path of the current value."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.path: list[Any] = []
+        self.axes: list[tuple[Any, Any, Any]] = []  # (copy, original index, columns)
+        self.seen: dict[int, int] = {}  # id of an Index met in the state -> how many times
+
+    def value(self, obj: Any, depth: int) -> Any:
+        t = type(obj)
+        if t in _ATOMS:
+            return obj
+        if depth >= MAX_DEPTH:  # a cycle or a very deep state: the codec's error says which
+            raise _TooDeep
+        if t is dict or t is OrderedDict:
+            if not all(_immutable(k) for k in obj):
+                return self.round_trip(obj)
+            return t((k, self.child(k, v, depth)) for k, v in obj.items())
+        if t is list:
+            return [self.child(i, v, depth) for i, v in enumerate(obj)]
+        if t is tuple:
+            items = tuple(self.child(i, v, depth) for i, v in enumerate(obj))
+            return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
+        if t is set or t is frozenset:
+            if not all(_immutable(v) for v in obj):
+                return self.round_trip(obj)
+            return set(obj) if t is set else obj
+        if t is bytearray:
+            return bytearray(obj)
+        kind = _kind(t)
+        if kind == "atom":
+            if kind_is_index(t):
+                self.count(obj)
+            return obj
+        if kind == "numpy":
+            return self.array(obj)
+        if kind == "pandas":
+            return self.pandas(obj)
+        return self.round_trip(obj)
+
+    def child(self, key: Any, value: Any, depth: int) -> Any:
+        self.path.append(key)
+        try:
+            return self.value(value, depth + 1)
+        finally:
+            self.path.pop()
+
+    def array(self, arr: Any) -> Any:
+        if arr.dtype.hasobject and not (arr.dtype.kind == "O" and _objects_immutable(arr)):
+            return self.round_trip(arr)
+        # The memory order the codec stores (codec/_numpy.py array_buffer), so the copy
+        # encodes to the same bytes as the original.
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        return arr.copy(order=order)
+
+    def pandas(self, obj: Any) -> Any:
+        np = sys.modules["numpy"]
+        dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
+        for j, dtype in enumerate(dtypes):
+            if isinstance(dtype, np.dtype):
+                if dtype.kind != "O":
+                    continue
+                column = obj if obj.ndim == 1 else obj.iloc[:, j]
+                if _objects_immutable(column.to_numpy()):
+                    continue
+            elif (type(dtype).__module__ or "").startswith("pandas."):
+                continue  # pandas' own extension arrays copy their data or are immutable
+            return self.round_trip(obj)
+        # pandas 3 (or 2.x in copy-on-write mode): a shallow copy is a lazy one; the first
+        # write through the bot's object copies that block first. Else one memcpy per block.
+        copy = obj.copy(deep=not _copy_on_write())
+        # copy() gives the copy new Index objects (views of the same data). An index that
+        # several values share is stored once by the codec: those get the original back.
+        self.axes.append((copy, obj.index, obj.columns if obj.ndim == 2 else None))
+        self.count(obj.index)
+        if obj.ndim == 2:
+            self.count(obj.columns)
+        return copy
+
+    def count(self, index: Any) -> None:
+        self.seen[id(index)] = self.seen.get(id(index), 0) + 1
+
+    def restore_shared(self) -> None:
+        """Give back the original Index objects to copies whose index is shared."""
+        seen = self.seen
+        for copy, index, columns in self.axes:
+            if seen[id(index)] > 1:
+                copy.index = index
+            if columns is not None and seen[id(columns)] > 1:
+                copy.columns = columns
+
+    def round_trip(self, obj: Any) -> Any:
+        """Encode ``obj`` (raising here what cannot be saved) and decode a private copy."""
+        encoded = self.codec.encode(obj, root=state_path(*self.path))
+        # Writable copies of the buffers: the decoded arrays use them, not the state's memory.
+        copied = Encoded(encoded.doc, [memoryview(bytearray(b)) for b in encoded.buffers])
+        try:
+            decoded = self.codec.decode(copied)
+        except StateError as e:  # a hook without its deserializer: stored, not loadable
+            raise Unfreezable(f"{state_path(*self.path)}: {e}") from e
+        if type(decoded) is not type(obj):
+            raise Unfreezable(
+                f"{state_path(*self.path)}: a {type(obj).__name__} decodes as a "
+                f"{type(decoded).__name__}"
+            )
+        return decoded
+
+
+def freeze(state: dict[str, Any], codec: Codec) -> dict[str, Any]:
+    """A private copy of ``state`` that encodes exactly as ``state`` does now (see the module).
+
+    Raises ``SerializationError`` for a value that cannot be saved (found while
+    round-tripping it), ``Unfreezable`` when a value's round trip changes its type.
+    """
+    freezer = _Freezer(codec)
+    try:
+        result: dict[str, Any] = freezer.value(state, 0)
+    except _TooDeep:
+        codec.encode(state)  # raises the codec's own error, with the path
+        raise Unfreezable("the state nests too deeply to copy") from None
+    freezer.restore_shared()
+    return result
