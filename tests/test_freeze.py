@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from statevault import StateManager
 from statevault.codec import Codec, Encoded, TypeRegistry
@@ -30,17 +29,6 @@ def _encoded(codec: Codec, state: Any) -> tuple[str, list[bytes]]:
     ]
 
 
-def _has_set(value: Any) -> bool:
-    # A copied set may iterate in another order (equal sets, other bytes): compared by value.
-    if isinstance(value, set):
-        return True
-    if isinstance(value, dict):
-        return any(_has_set(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_set(v) for v in value)
-    return False
-
-
 def _private_copy(state: Any) -> Any:
     """What the state holds now, shared with nothing (a codec round trip, buffers copied)."""
     encoded = CODEC.encode(state)
@@ -48,13 +36,10 @@ def _private_copy(state: Any) -> Any:
 
 
 def _arrays(value: Any) -> list[np.ndarray]:
+    """The bare numpy arrays in a value (pandas objects are copied lazily on pandas 3)."""
     out: list[np.ndarray] = []
     if isinstance(value, np.ndarray):
         out.append(value)
-    elif isinstance(value, pd.Series | pd.Index):
-        out.append(np.asarray(value))
-    elif isinstance(value, pd.DataFrame):
-        out += [np.asarray(value[c]) for c in value.columns if value[c].ndim == 1]
     elif isinstance(value, dict):
         for v in value.values():
             out += _arrays(v)
@@ -64,19 +49,23 @@ def _arrays(value: Any) -> list[np.ndarray]:
     return out
 
 
-@settings(max_examples=150)
+@settings(max_examples=25)
 @given(values(max_leaves=10))
 def test_a_frozen_state_encodes_to_the_same_document_and_buffers(value: Any) -> None:
     state = {"v": value}
     frozen = freeze(state, CODEC)
     assert_same(state, frozen)
-    if not _has_set(value):
-        assert _encoded(CODEC, frozen) == _encoded(CODEC, state)
+    doc, buffers = _encoded(CODEC, state)
+    if '"$t": "set"' in doc or '"$t": "frozenset"' in doc:
+        # A copied (or round-tripped) set may iterate in another order: compared by value.
+        assert _encoded(CODEC, frozen)[1] == buffers
+    else:
+        assert _encoded(CODEC, frozen) == (doc, buffers)
 
 
-@settings(max_examples=100)
+@settings(max_examples=25)
 @given(values(max_leaves=10))
-def test_a_frozen_state_shares_no_numpy_memory_with_a_writable_original(value: Any) -> None:
+def test_a_frozen_state_shares_no_memory_with_the_numpy_arrays(value: Any) -> None:
     state = {"v": value}
     frozen = freeze(state, CODEC)
     mine = [a for a in _arrays(state) if a.flags.writeable and a.nbytes]
@@ -132,7 +121,7 @@ def _mutate(value: Any) -> Any:
     return value
 
 
-@settings(max_examples=150)
+@settings(max_examples=25)
 @given(values(max_leaves=10))
 def test_mutations_after_freeze_never_reach_the_copy(value: Any) -> None:
     state = {"v": value}
@@ -211,10 +200,17 @@ def test_a_one_way_hook_is_unfreezable() -> None:
         freeze({"x": Opaque()}, codec)
 
 
-@given(st.lists(st.integers(), max_size=3))
-def test_deep_nesting_is_left_to_the_codec(tail: list[int]) -> None:
-    deep: Any = tail
+def test_deep_nesting_is_left_to_the_codec() -> None:
+    deep: Any = [1]
     for _ in range(400):
         deep = [deep]
     with pytest.raises(SerializationError, match="deeper than"):
         freeze({"deep": deep}, CODEC)
+
+
+@pytest.mark.slow
+@settings(max_examples=400)
+@given(values(max_leaves=16))
+def test_many_states_freeze_exactly_and_never_see_later_mutations(value: Any) -> None:
+    test_a_frozen_state_encodes_to_the_same_document_and_buffers.hypothesis.inner_test(value)  # type: ignore[attr-defined]
+    test_mutations_after_freeze_never_reach_the_copy.hypothesis.inner_test(value)  # type: ignore[attr-defined]
