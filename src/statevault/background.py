@@ -47,7 +47,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from .errors import StateError
-from .freeze import Unfreezable, freeze
+from .freeze import Frozen, Unfreezable, freeze
 from .layers import Snapshot
 from .manager import StateManager
 from .metrics import SaveMetrics
@@ -133,7 +133,7 @@ class _Worker:
         self.last_error: BaseException | None = None
         self.unreported: BaseException | None = None
         self.cond = threading.Condition()
-        self.pending: tuple[Snapshot | Mapping[str, Any], SaveHandle, float] | None = None
+        self.pending: tuple[Snapshot | Frozen | Mapping[str, Any], SaveHandle, float] | None = None
         self.writing: SaveHandle | None = None
         self.closed = False
         self.exit_timeout: float | None = 30.0  # of the atexit flush
@@ -142,7 +142,7 @@ class _Worker:
         )
         self.thread.start()
 
-    def put(self, snapshot: Snapshot | Mapping[str, Any], seconds: float) -> SaveHandle:
+    def put(self, snapshot: Snapshot | Frozen | Mapping[str, Any], seconds: float) -> SaveHandle:
         with self.cond:
             if self.closed:
                 raise StateError(f"the background saver of {self.manager.url} is closed")
@@ -205,14 +205,16 @@ class _Worker:
         self.unregister()  # closed and drained: the exit hook has nothing left to flush
 
     def write(
-        self, snapshot: Snapshot | Mapping[str, Any], handle: SaveHandle, seconds: float
+        self, snapshot: Snapshot | Frozen | Mapping[str, Any], handle: SaveHandle, seconds: float
     ) -> None:
         manager = self.manager
         with manager.lock:  # last_save read below belongs to this commit
             try:
                 if isinstance(snapshot, Snapshot):
                     handle.generation = manager.commit(snapshot, encode_seconds=seconds)
-                else:  # frozen or taken as it is: encoded (and timed) by save()
+                elif isinstance(snapshot, Frozen):  # the copy: encoded (and timed) by save()
+                    handle.generation = manager.save(snapshot.thaw())
+                else:  # taken as it is (encode_in_worker)
                     handle.generation = manager.save(snapshot)
                 status: Status = "landed"
             except BaseException as e:
@@ -315,7 +317,7 @@ class BackgroundSaver:
         (nothing queued), ``StateError`` after ``close()``.
         """
         start = time.perf_counter()
-        snapshot: Snapshot | Mapping[str, Any]
+        snapshot: Snapshot | Frozen | Mapping[str, Any]
         if self.encode_in_worker:
             snapshot = dict(state)  # the top level is the caller's: take it as it is now
         elif self.snapshot == "copy" and isinstance(state, Mapping):

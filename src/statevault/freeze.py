@@ -50,7 +50,7 @@ from .codec import MAX_DEPTH, Codec, Encoded
 from .errors import StateError
 from .layers import state_path
 
-__all__ = ["Unfreezable", "freeze"]
+__all__ = ["Frozen", "Unfreezable", "freeze"]
 
 _ATOMS: set[type[Any]] = {
     NoneType,
@@ -135,13 +135,6 @@ def kind_is_index(t: type[Any]) -> bool:
     return pd is not None and issubclass(t, pd.Index)
 
 
-def _copy_on_write() -> bool:
-    pd = sys.modules["pandas"]
-    if int(pd.__version__.split(".")[0]) >= 3:
-        return True
-    return pd.get_option("mode.copy_on_write") is True
-
-
 def _immutable(value: Any) -> bool:
     """Whether a dict key or set item is an immutable value (tuples of them included)."""
     t = type(value)
@@ -182,6 +175,7 @@ class _Freezer:
         self.path: list[Any] = []
         self.axes: list[tuple[Any, Any, Any]] = []  # (copy, original index, columns)
         self.seen: dict[int, int] = {}  # id of an Index met in the state -> how many times
+        self.series = 0  # Series copied as _SeriesCopy (rebuilt by thaw)
 
     def value(self, obj: Any, depth: int) -> Any:
         t = type(obj)
@@ -212,7 +206,7 @@ class _Freezer:
         if kind == "numpy":
             return self.array(obj)
         if kind == "pandas":
-            return self.pandas(obj)
+            return self.pandas(obj, depth)
         return self.round_trip(obj)
 
     def child(self, key: Any, value: Any, depth: int) -> Any:
@@ -230,7 +224,7 @@ class _Freezer:
         order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         return arr.copy(order=order)
 
-    def pandas(self, obj: Any) -> Any:
+    def pandas(self, obj: Any, depth: int) -> Any:
         np = sys.modules["numpy"]
         dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
         for j, dtype in enumerate(dtypes):
@@ -243,15 +237,26 @@ class _Freezer:
             elif (type(dtype).__module__ or "").startswith("pandas."):
                 continue  # pandas' own extension arrays copy their data or are immutable
             return self.round_trip(obj)
-        # pandas 3 (or 2.x in copy-on-write mode): a shallow copy is a lazy one; the first
-        # write through the bot's object copies that block first. Else one memcpy per block.
-        copy = obj.copy(deep=not _copy_on_write())
+        if obj.ndim == 1:
+            # The values copied (one memcpy; pandas' own copy() costs 3x more per Series, and
+            # its lazy copy on pandas 3 still lets ``s.array[i] = x`` through); the Series is
+            # rebuilt around them, with its own Index object, in the worker (``thaw``).
+            self.series += 1
+            attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
+            return _SeriesCopy(
+                obj.array.copy(),
+                obj.index,
+                obj.name,
+                obj.dtype,
+                attrs,
+                not obj.flags.allows_duplicate_labels,
+            )
+        copy = obj.copy(deep=True)  # one memcpy per block; attrs deep-copied
         # copy() gives the copy new Index objects (views of the same data). An index that
         # several values share is stored once by the codec: those get the original back.
-        self.axes.append((copy, obj.index, obj.columns if obj.ndim == 2 else None))
+        self.axes.append((copy, obj.index, obj.columns))
         self.count(obj.index)
-        if obj.ndim == 2:
-            self.count(obj.columns)
+        self.count(obj.columns)
         return copy
 
     def count(self, index: Any) -> None:
@@ -263,7 +268,7 @@ class _Freezer:
         for copy, index, columns in self.axes:
             if seen[id(index)] > 1:
                 copy.index = index
-            if columns is not None and seen[id(columns)] > 1:
+            if seen[id(columns)] > 1:
                 copy.columns = columns
 
     def round_trip(self, obj: Any) -> Any:
@@ -283,7 +288,68 @@ class _Freezer:
         return decoded
 
 
-def freeze(state: dict[str, Any], codec: Codec) -> dict[str, Any]:
+class _SeriesCopy:
+    """A Series taken apart: its copied values and the rest, put together again by ``thaw``."""
+
+    __slots__ = ("attrs", "dtype", "index", "name", "nodup", "values")
+
+    def __init__(
+        self, values: Any, index: Any, name: Any, dtype: Any, attrs: Any, nodup: bool
+    ) -> None:
+        self.values = values
+        self.index = index
+        self.name = name
+        self.dtype = dtype
+        self.attrs = attrs
+        self.nodup = nodup
+
+    def build(self) -> Any:
+        pd = sys.modules["pandas"]
+        s = pd.Series(self.values, index=self.index, name=self.name, dtype=self.dtype, copy=False)
+        if self.attrs is not None:
+            s.attrs = self.attrs
+        if self.nodup:
+            s = s.set_flags(allows_duplicate_labels=False)
+        return s
+
+
+def _thaw(obj: Any) -> Any:
+    t = type(obj)
+    if t is _SeriesCopy:
+        return obj.build()
+    if t is dict or t is OrderedDict:
+        for k, v in obj.items():  # the copy's own dicts: assigning existing keys is safe
+            new = _thaw(v)
+            if new is not v:
+                obj[k] = new
+    elif t is list:
+        for i, v in enumerate(obj):
+            new = _thaw(v)
+            if new is not v:
+                obj[i] = new
+    elif t is tuple:
+        items = tuple(_thaw(v) for v in obj)
+        if any(a is not b for a, b in zip(items, obj, strict=True)):
+            return items
+    return obj
+
+
+class Frozen:
+    """A frozen state. ``thaw()`` gives the state to encode (call it once, in any thread):
+    the copied Series are rebuilt there, off the caller's thread."""
+
+    def __init__(self, tree: dict[str, Any], series: int) -> None:
+        self._tree = tree
+        self._series = series
+
+    def thaw(self) -> dict[str, Any]:
+        if self._series:
+            self._tree = _thaw(self._tree)
+            self._series = 0
+        return self._tree
+
+
+def freeze(state: dict[str, Any], codec: Codec) -> Frozen:
     """A private copy of ``state`` that encodes exactly as ``state`` does now (see the module).
 
     Raises ``SerializationError`` for a value that cannot be saved (found while
@@ -296,4 +362,4 @@ def freeze(state: dict[str, Any], codec: Codec) -> dict[str, Any]:
         codec.encode(state)  # raises the codec's own error, with the path
         raise Unfreezable("the state nests too deeply to copy") from None
     freezer.restore_shared()
-    return result
+    return Frozen(result, freezer.series)
