@@ -248,8 +248,8 @@ class _Freezer:
                 obj.index,
                 obj.name,
                 obj.dtype,
-                attrs,
-                not obj.flags.allows_duplicate_labels,
+                attrs=attrs,
+                nodup=not obj.flags.allows_duplicate_labels,
             )
         copy = obj.copy(deep=True)  # one memcpy per block; attrs deep-copied
         # copy() gives the copy new Index objects (views of the same data). An index that
@@ -294,7 +294,7 @@ class _SeriesCopy:
     __slots__ = ("attrs", "dtype", "index", "name", "nodup", "values")
 
     def __init__(
-        self, values: Any, index: Any, name: Any, dtype: Any, attrs: Any, nodup: bool
+        self, values: Any, index: Any, name: Any, dtype: Any, *, attrs: Any, nodup: bool
     ) -> None:
         self.values = values
         self.index = index
