@@ -177,9 +177,11 @@ class _AsyncBase(Generic[M]):
         """``StateManager.state_info`` (a ``StateInfo``)."""
         return await self._call(self.sync.state_info)
 
-    async def rotate_keys(self) -> int:
-        """``StateManager.rotate_keys``."""
-        generation: int = await self._save(self.sync.rotate_keys)
+    async def rotate_keys(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """``StateManager.rotate_keys`` (``progress`` is called in the worker thread)."""
+        generation: int = await self._save(
+            functools.partial(self.sync.rotate_keys, progress=progress)
+        )
         return generation
 
     # -- lifetime
