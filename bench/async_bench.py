@@ -1,17 +1,24 @@
 """Async and background saving of the M state: time in the save call, event-loop lag.
 
-``python -m bench.async_bench [--size M] [--iterations N] [--json OUT]``
+``python -m bench.async_bench [--size M] [--rounds 3] [--iterations N] [--lag-saves N]
+[--only local|s3] [--json OUT]``
 
 On a local directory and on a moto S3 server (started in its own process on 127.0.0.1 with
-backends/s3/serve.py, so its CPU does not share this process's GIL), it measures:
+backends/s3/serve.py, so its CPU does not share this process's GIL), it measures, in
+``--rounds`` rounds so that a drift of the machine's load hits every figure alike:
 
-- sync: median time of ``StateManager.save`` and ``load`` of the state;
+- sync: median time of ``StateManager.save`` and ``load`` of the state (5 runs a round);
 - background: a bot loop that saves the state every iteration through a ``BackgroundSaver``
   (and does 20 ms of "trading" between saves): median time spent in the ``save()`` call, and
-  its ratio to the synchronous save (target <= 10 %); how many saves landed or were coalesced;
-- async: an asyncio bot whose ticker wakes every 1 ms and records how late it woke (the lag)
-  while ``AsyncStateManager.save`` runs (target: median <= 10 ms);
-- the cost of encoding, of copying the aliased buffers, and of the metrics hooks.
+  its ratio to that round's synchronous save (target <= 10 %); how many saves landed or were
+  coalesced; side by side for the default (``snapshot="copy"``), ``snapshot="encode"`` and
+  ``encode_in_worker=True``;
+- loop_lag: an asyncio bot whose ticker wakes every 1 ms records how late it woke while the
+  state is saved from inside the loop: ``sm.save`` called in the loop, ``AsyncStateManager.save``
+  awaited, ``BackgroundSaver.save`` called and its handle awaited (median, p99, max: the max
+  is the longest stall of the loop);
+- costs: encoding the state, copying its aliased buffers, ``freeze`` (the default snapshot),
+  and the metrics hooks.
 
 This is a measuring tool, not a test: nothing asserts on time. Figures go to bench/README.md.
 """
@@ -223,10 +230,48 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     }
 
 
+MODES: dict[str, dict[str, Any]] = {
+    "background": {},
+    "background_snapshot_encode": {"snapshot": "encode"},
+    "background_encode_in_worker": {"encode_in_worker": True},
+}
+
+
+def measure_rounds(sm: StateManager, state: dict[str, Any], args: Any) -> dict[str, Any]:
+    """``--rounds`` rounds of: the sync save (5 runs), then each background mode's loop, so
+    that a drift of the machine's load hits every figure alike; each round's ratio is its
+    mode's median call over that round's sync save, and the figures are medians of rounds."""
+    rounds: list[dict[str, Any]] = []
+    for _ in range(args.rounds):
+        sync = measure_sync(sm, state, 5)
+        one = {"sync": sync}
+        for mode, options in MODES.items():
+            one[mode] = measure_background(sm, state, args.iterations, sync["save_ms"], **options)
+        rounds.append(one)
+    out: dict[str, Any] = {
+        "sync": {
+            "save_ms": statistics.median(r["sync"]["save_ms"] for r in rounds),
+            "load_ms": statistics.median(r["sync"]["load_ms"] for r in rounds),
+            "last_save": rounds[-1]["sync"]["last_save"],
+        }
+    }
+    for mode in MODES:
+        out[mode] = {
+            "save_call_ms": statistics.median(r[mode]["save_call_ms"] for r in rounds),
+            "ratio_to_sync": statistics.median(r[mode]["ratio_to_sync"] for r in rounds),
+            "ratio_per_round": [r[mode]["ratio_to_sync"] for r in rounds],
+            "landed": sum(r[mode]["landed"] for r in rounds),
+            "superseded": sum(r[mode]["superseded"] for r in rounds),
+            "failed": sum(r[mode]["failed"] for r in rounds),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="M")
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lag-saves", type=int, default=5)
     parser.add_argument("--costs", type=int, default=7)
     parser.add_argument("--only", choices=["local", "s3"], action="append")
@@ -251,18 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"{name} ...", file=sys.stderr)
                 sm = StateManager(url, storage_options=opts, spool_dir=False)
-                sync = measure_sync(sm, state, 5)
-                results[name] = {
-                    "sync": sync,
-                    "background": measure_background(sm, state, args.iterations, sync["save_ms"]),
-                    "background_snapshot_encode": measure_background(
-                        sm, state, args.iterations, sync["save_ms"], snapshot="encode"
-                    ),
-                    "background_encode_in_worker": measure_background(
-                        sm, state, args.iterations, sync["save_ms"], encode_in_worker=True
-                    ),
-                    "loop_lag": measure_async(sm, state, args.lag_saves),
-                }
+                results[name] = measure_rounds(sm, state, args)
+                results[name]["loop_lag"] = measure_async(sm, state, args.lag_saves)
     finally:
         moto.terminate()
         moto.wait()

@@ -35,7 +35,7 @@ recovery, the same as for a synchronous save that raised).
 
 The state passed to ``save`` is encoded in the worker thread: other tasks must not mutate it
 until the save returns (pass a copy, or use ``statevault.background.BackgroundSaver``, which
-encodes in the calling thread). ``last_outcome`` belongs to the most recent save call.
+copies it in the calling thread). ``last_outcome`` belongs to the most recent save call.
 """
 
 from __future__ import annotations
