@@ -1,11 +1,13 @@
-"""Background saving: ``save()`` encodes now and returns a handle; one worker thread writes.
+"""Background saving: ``save()`` snapshots now and returns a handle; one worker thread writes.
 
 ``BackgroundSaver(manager)`` sits beside a ``StateManager`` (any subclass) rather than being a
 ``save_state(state, wait=False)`` flag on it: the worker thread, its queue, exit hooks and
 error reporting are a component with a lifetime (``flush``, ``close``) that the manager, which
-may be shared by threads and used synchronously at the same time, should not grow. The writes
-go through ``manager.commit`` (the same commit protocol, CAS, retained versions and failover
-spool as ``save()``), under the manager's lock.
+may be shared by threads and used synchronously at the same time, should not grow. The worker
+encodes and writes through ``manager.save`` / ``manager.commit`` (the same commit protocol,
+CAS, retained versions and failover spool as a synchronous save), under the manager's lock.
+The worker thread holds no reference to the saver: one that nothing references any more is
+collected, and its finalizer lets the worker write what is pending and end.
 
 What the caller gets:
 
@@ -293,14 +295,17 @@ class BackgroundSaver:
 
     @property
     def on_error(self) -> Callable[[SaveHandle], None] | None:
+        """Called with the handle of each failed write, in the worker thread."""
         return self._worker.on_error
 
     @property
     def on_done(self) -> Callable[[SaveHandle], None] | None:
+        """Called with the handle of each write that ended, in the worker thread."""
         return self._worker.on_done
 
     @property
     def exit_timeout(self) -> float | None:
+        """Seconds the ``atexit`` flush waits for pending work (None: as long as it takes)."""
         return self._worker.exit_timeout
 
     @property

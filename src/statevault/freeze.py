@@ -130,7 +130,7 @@ def _kind(t: type[Any]) -> str:
     return kind
 
 
-def kind_is_index(t: type[Any]) -> bool:
+def _is_index(t: type[Any]) -> bool:
     pd = sys.modules.get("pandas")
     return pd is not None and issubclass(t, pd.Index)
 
@@ -200,7 +200,7 @@ class _Freezer:
             return bytearray(obj)
         kind = _kind(t)
         if kind == "atom":
-            if kind_is_index(t):
+            if _is_index(t):
                 self.count(obj)
             return obj
         if kind == "numpy":
@@ -343,6 +343,7 @@ class Frozen:
         self._series = series
 
     def thaw(self) -> dict[str, Any]:
+        """The state to encode: the frozen tree with its Series rebuilt (done once)."""
         if self._series:
             self._tree = _thaw(self._tree)
             self._series = 0
