@@ -3,9 +3,11 @@
 ``freeze(state, codec)`` returns a state equal to ``state`` (same types, same values, the same
 pandas indexes) that shares nothing mutable with it: the caller may mutate its objects as soon
 as it returns, and encoding the copy later, in another thread, writes what the state held at
-the call, byte for byte what encoding it then would have written. ``BackgroundSaver.save``
-does this on the caller's thread instead of a full encode: on the benchmark's M state it
-costs a few ms against the encode's 30 ms plus a 15 ms buffer copy (bench/README.md).
+the call, byte for byte what encoding it then would have written (sets excepted: a copied
+set may iterate in another order; it is equal). ``BackgroundSaver.save`` does this on the
+caller's thread instead of a full encode: on the benchmark's M state it costs about a third
+of the encode (bench/README.md), and the worker does the encode. ``Frozen.thaw()`` gives the
+state to encode.
 
 How each value is taken (by exact type: a subclass falls under "anything else"):
 
@@ -16,10 +18,13 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   index shared by several Series once); frozenset and tuple when their items are;
 - rebuilt around frozen items: dict, OrderedDict, list, tuple, set (dict keys and set items
   must be immutable values as above); bytearray is copied;
-- copied: numpy arrays (one memcpy, in the memory order the codec reads) and pandas Series
-  and DataFrames (``copy(deep=True)``: one memcpy per block, the index objects kept), unless
-  they hold Python objects that are not all immutable scalars (pandas ``infer_dtype``: str,
-  bytes, numbers, dates and times are fine, a list or a dict is not);
+- copied: numpy arrays (one memcpy, in the memory order the codec reads); pandas Series as
+  their values (``series.array.copy()``: one memcpy, a third of what ``Series.copy`` costs),
+  rebuilt around the same index object by ``thaw``; DataFrames by ``copy(deep=True)`` (one
+  memcpy per block; the original index objects given back where several values share them).
+  Not pandas 3's lazy copies: a shallow copy still sees ``series.array[i] = x``. Values of
+  object dtype are copied only when they hold immutable scalars (pandas ``infer_dtype``: str,
+  bytes, numbers, dates and times; a list or a dict is not);
 - anything else (registered types, dataclasses, object arrays of mutable items, deques,
   subclasses of the types above, dicts with other keys): round-tripped through the codec on
   the caller's thread, i.e. encoded (so what cannot be saved raises ``SerializationError``
@@ -28,10 +33,10 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   value's type (a one-way ``register_serializer`` hook) raises ``Unfreezable``: the caller
   then encodes the whole state instead.
 
-Not covered (as with any snapshot short of a full encode): a mutation that bypasses the
-objects' own API, such as writing into pandas' internal arrays after making them writeable,
-or into memory that a numpy array merely views (``np.frombuffer`` of a bytearray the bot
-keeps changing) — the copy is taken at the call, so only changes during the call could leak.
+Not covered: a value kept as immutable whose memory is written around its API, i.e. a pandas
+Index built on a numpy array without a copy (``pd.Index(a, copy=False)``) that the bot still
+writes to, or writes through pandas' private attributes. Everything copied is copied at the
+call, so later writes to the original's memory (views, ``np.frombuffer``) never reach it.
 """
 
 from __future__ import annotations
