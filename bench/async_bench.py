@@ -1,17 +1,24 @@
 """Async and background saving of the M state: time in the save call, event-loop lag.
 
-``python -m bench.async_bench [--size M] [--iterations N] [--json OUT]``
+``python -m bench.async_bench [--size M] [--rounds 3] [--iterations N] [--lag-saves N]
+[--only local|s3] [--json OUT]``
 
 On a local directory and on a moto S3 server (started in its own process on 127.0.0.1 with
-backends/s3/serve.py, so its CPU does not share this process's GIL), it measures:
+backends/s3/serve.py, so its CPU does not share this process's GIL), it measures, in
+``--rounds`` rounds so that a drift of the machine's load hits every figure alike:
 
-- sync: median time of ``StateManager.save`` and ``load`` of the state;
+- sync: median time of ``StateManager.save`` and ``load`` of the state (5 runs a round);
 - background: a bot loop that saves the state every iteration through a ``BackgroundSaver``
   (and does 20 ms of "trading" between saves): median time spent in the ``save()`` call, and
-  its ratio to the synchronous save (target <= 10 %); how many saves landed or were coalesced;
-- async: an asyncio bot whose ticker wakes every 1 ms and records how late it woke (the lag)
-  while ``AsyncStateManager.save`` runs (target: median <= 10 ms);
-- the cost of encoding, of copying the aliased buffers, and of the metrics hooks.
+  its ratio to that round's synchronous save (target <= 10 %); how many saves landed or were
+  coalesced; side by side for the default (``snapshot="copy"``), ``snapshot="encode"`` and
+  ``encode_in_worker=True``;
+- loop_lag: an asyncio bot whose ticker wakes every 1 ms records how late it woke while the
+  state is saved from inside the loop: ``sm.save`` called in the loop, ``AsyncStateManager.save``
+  awaited, ``BackgroundSaver.save`` called and its handle awaited (median, p99, max: the max
+  is the longest stall of the loop);
+- costs: encoding the state, copying its aliased buffers, ``freeze`` (the default snapshot),
+  and the metrics hooks.
 
 This is a measuring tool, not a test: nothing asserts on time. Figures go to bench/README.md.
 """
@@ -36,6 +43,7 @@ from typing import Any
 from statevault import StateManager
 from statevault.aio import AsyncStateManager
 from statevault.background import BackgroundSaver, copy_aliased
+from statevault.freeze import freeze
 
 from .gen_state import make_state, raw_array_bytes
 
@@ -124,7 +132,8 @@ def measure_background(
     }
 
 
-async def _lag_during_saves(am: AsyncStateManager, state: dict[str, Any], n: int) -> list[float]:
+async def _lag_during(save: Any, n: int) -> list[float]:
+    """A 1 ms ticker's lateness while ``save()`` (a coroutine function) runs, ``n`` times."""
     lags: list[float] = []
     saving = False
 
@@ -139,20 +148,16 @@ async def _lag_during_saves(am: AsyncStateManager, state: dict[str, Any], n: int
     await asyncio.sleep(0.01)
     for _ in range(n):
         saving = True
-        await am.save(state)
+        await save()
+        await asyncio.sleep(0)  # the ticker's wake-up that the save delayed is counted
         saving = False
         await asyncio.sleep(0.01)
     task.cancel()
     return lags
 
 
-def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
-    async def run() -> list[float]:
-        async with AsyncStateManager(manager=sm) as am:
-            return await _lag_during_saves(am, state, n)
-
-    lags = asyncio.run(run())
-    lags.sort()
+def _lag_figures(lags: list[float]) -> dict[str, Any]:
+    lags = sorted(lags) or [0.0]
     return {
         "lag_median_ms": _median_ms(lags),
         "lag_p99_ms": round(lags[int(len(lags) * 0.99)] * MS, 2),
@@ -161,9 +166,35 @@ def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, 
     }
 
 
+def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, Any]:
+    """The loop's lag while the state is saved three ways from inside it: ``sm.save`` called
+    in the loop (it blocks the loop for the whole save), ``AsyncStateManager.save`` awaited,
+    and ``BackgroundSaver.save`` called then its handle awaited (polled every ms)."""
+
+    async def blocking() -> None:
+        sm.save(state)
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"sync_in_loop": await _lag_during(blocking, n)}
+        async with AsyncStateManager(manager=sm) as am:
+            out["async"] = await _lag_during(lambda: am.save(state), n)
+        with BackgroundSaver(sm, flush_at_exit=False) as saver:
+
+            async def background() -> None:
+                handle = saver.save(state)
+                while not handle.done:
+                    await asyncio.sleep(0.001)
+
+            out["background"] = await _lag_during(background, n)
+        return out
+
+    return {name: _lag_figures(lags) for name, lags in asyncio.run(run()).items()}
+
+
 def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     sm = StateManager("memory://bench-costs/s.bin", keep_versions=0, spool_dir=False)
-    encodes, copies = [], []
+    codec = sm.layers.codec.layout.codec
+    encodes, copies, freezes = [], [], []
     for _ in range(n):
         t = time.perf_counter()
         snapshot = sm.encode(state)
@@ -171,6 +202,9 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
         t = time.perf_counter()
         copy_aliased(snapshot)
         copies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        freeze(state, codec)
+        freezes.append(time.perf_counter() - t)
     # The metrics hooks: a tiny state on memory://, where the save is nearly all overhead,
     # with the counting layer and without it (its inner store put back).
     tiny = {"n": 1}
@@ -190,15 +224,57 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     return {
         "encode_ms": _median_ms(encodes),
         "copy_aliased_ms": _median_ms(copies),
+        "freeze_ms": _median_ms(freezes),
         "tiny_save_us_with_counting_layer": round(with_hooks * 1e6, 1),
         "tiny_save_us_without": round(without * 1e6, 1),
     }
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "background": {},
+    "background_snapshot_encode": {"snapshot": "encode"},
+    "background_encode_in_worker": {"encode_in_worker": True},
+}
+
+
+def measure_rounds(sm: StateManager, state: dict[str, Any], args: Any) -> dict[str, Any]:
+    """``--rounds`` rounds of: the sync save (5 runs), then each background mode's loop, so
+    that a drift of the machine's load hits every figure alike; each round's ratio is its
+    mode's median call over that round's sync save, and the figures are medians of rounds."""
+    rounds: list[dict[str, Any]] = []
+    for _ in range(args.rounds):
+        sync = measure_sync(sm, state, 5)
+        one = {"sync": sync}
+        for mode, options in MODES.items():
+            one[mode] = measure_background(sm, state, args.iterations, sync["save_ms"], **options)
+        rounds.append(one)
+    out: dict[str, Any] = {
+        "sync": {
+            "save_ms": statistics.median(r["sync"]["save_ms"] for r in rounds),
+            "load_ms": statistics.median(r["sync"]["load_ms"] for r in rounds),
+            "last_save": rounds[-1]["sync"]["last_save"],
+        }
+    }
+    for mode in MODES:
+        out[mode] = {
+            "save_call_ms": statistics.median(r[mode]["save_call_ms"] for r in rounds),
+            "ratio_to_sync": statistics.median(r[mode]["ratio_to_sync"] for r in rounds),
+            "ratio_per_round": [r[mode]["ratio_to_sync"] for r in rounds],
+            "landed": sum(r[mode]["landed"] for r in rounds),
+            "superseded": sum(r[mode]["superseded"] for r in rounds),
+            "failed": sum(r[mode]["failed"] for r in rounds),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="M")
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lag-saves", type=int, default=5)
+    parser.add_argument("--costs", type=int, default=7)
+    parser.add_argument("--only", choices=["local", "s3"], action="append")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     state = make_state(args.size)
@@ -207,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "size": args.size,
         "raw_array_mb": round(raw_array_bytes(state) / 2**20, 1),
-        "costs": measure_costs(state, 5),
+        "costs": measure_costs(state, args.costs),
     }
     moto, options = start_moto()
     try:
@@ -216,17 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                 ("local", os.path.join(tmp, "s.bin"), None),
                 ("s3", "s3://bench/m/s.bin", options),
             ):
+                if args.only and name not in args.only:
+                    continue
                 print(f"{name} ...", file=sys.stderr)
                 sm = StateManager(url, storage_options=opts, spool_dir=False)
-                sync = measure_sync(sm, state, 5)
-                results[name] = {
-                    "sync": sync,
-                    "background": measure_background(sm, state, args.iterations, sync["save_ms"]),
-                    "background_encode_in_worker": measure_background(
-                        sm, state, args.iterations, sync["save_ms"], encode_in_worker=True
-                    ),
-                    "async": measure_async(sm, state, 5),
-                }
+                results[name] = measure_rounds(sm, state, args)
+                results[name]["loop_lag"] = measure_async(sm, state, args.lag_saves)
     finally:
         moto.terminate()
         moto.wait()

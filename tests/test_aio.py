@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statevault import StateManager, TradingStateManager
+from statevault import StateManager, TradingStateManager, generate_key
 from statevault.aio import AsyncStateManager, AsyncTradingStateManager
 from statevault.errors import ConflictError, StorageUnavailableError
 from statevault.metrics import CountingStore
@@ -235,3 +235,22 @@ async def test_constructor_forms(tmp_path: Any) -> None:
     with pytest.raises(TypeError):
         AsyncStateManager(tmp_path / "s.bin", manager=am.sync)
     await am.aclose()
+
+
+async def test_rotate_keys_reports_each_retained_version(memory_backend: Backend) -> None:
+    old, new = generate_key(), generate_key()
+    sm = _manager(memory_backend, encryption_key=old, keep_versions=3)
+    for i in range(3):
+        sm.save({"i": i})
+    rotated = AsyncStateManager(
+        manager=_manager(memory_backend, encryption_key=[new, old], keep_versions=3)
+    )
+    seen: list[tuple[int, int, str]] = []
+    generation = await rotated.rotate_keys(
+        progress=lambda done, total: seen.append((done, total, threading.current_thread().name))
+    )
+    assert generation == 4
+    total = len(await rotated.list_versions())
+    assert [(d, t) for d, t, _ in seen] == [(k, total) for k in range(total)]
+    assert all(name.startswith("statevault-aio") for _, _, name in seen)  # in the worker
+    await rotated.aclose()

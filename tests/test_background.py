@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 from statevault import StateManager
 from statevault.background import BackgroundSaver, SaveHandle, copy_aliased
-from statevault.errors import SerializationError, StateError, StorageUnavailableError
+from statevault.codec import TypeRegistry
+from statevault.errors import (
+    SerializationError,
+    StateError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from statevault.metrics import CountingStore
 from statevault.storage import ANY, ObjectInfo
 from statevault.testing import Backend
+from test_freeze import _mutate, _private_copy
+
+from bench.gen_state import make_state
+from strategies import assert_same, values
 
 BACKENDS = ["local_backend", "memory_backend", pytest.param("s3_backend", marks=pytest.mark.s3)]
 
@@ -263,3 +278,125 @@ def test_encode_in_worker_reports_a_bad_state_through_the_handle(memory_backend:
     assert bad.failed
     assert isinstance(bad.error, SerializationError)
     assert sm.load() == {"n": 1} if good.landed else not sm.state_exists()
+
+
+_URLS = itertools.count()
+
+
+@pytest.mark.parametrize("snapshot", ["copy", "encode"])
+def test_a_bot_mutating_every_kind_of_value_saves_the_state_of_the_call(snapshot: str) -> None:
+    sm = StateManager(f"memory://bg-mutate/{next(_URLS)}/s.bin", spool_dir=False)
+    gated = _gate(sm)
+    state = make_state("S")
+    state["book"] = np.arange(12.0).reshape(3, 4)  # a bare numpy array (not in a Series)
+    state["orders"] = [{"id": 1, "fills": [0.5, 0.25]}, {"id": 2, "fills": []}]
+    state["nested"] = {"a": {"b": [np.zeros(3), {"c": {1, 2}}]}}
+    before = _private_copy(state)
+    with BackgroundSaver(sm, flush_at_exit=False, snapshot=snapshot) as saver:  # type: ignore[arg-type]
+        gated.gate.clear()
+        handle = saver.save(state)
+        # The bot goes on at once, through every kind of value, while the write waits.
+        for pair in state["pair_states"].values():
+            pair["price1"].iloc[-1] = 0.0  # a Series cell
+            pair["spread"] += 1.0  # in place
+            pair["stats"].iloc[0, 0] = -1.0  # a DataFrame cell
+            pair["stats"]["new"] = 1.0  # a new column
+            pair["hedge_ratio"] = 9.9
+        state["book"][0, 0] = 42.0
+        state["orders"][0]["fills"].append(1.0)
+        state["orders"].append({"id": 3})
+        state["nested"]["a"]["b"][0][:] = 7.0
+        state["nested"]["a"]["b"][1]["c"].add(3)
+        state["suspended_pairs"].add("NEW-PAIR")
+        state["active_positions"].clear()
+        _mutate(state)
+        gated.gate.set()
+        assert handle.wait(30)
+    assert handle.landed
+    assert_same(before, sm.load())
+
+
+@settings(max_examples=20)
+@given(values(max_leaves=10))
+def test_the_landed_state_is_the_one_before_the_mutations(value: Any) -> None:
+    sm = StateManager(f"memory://bg-prop/{next(_URLS)}/s.bin", spool_dir=False)
+    gated = _gate(sm)
+    state = {"v": value}
+    before = _private_copy(state)
+    with BackgroundSaver(sm, flush_at_exit=False) as saver:
+        gated.gate.clear()
+        handle = saver.save(state)
+        _mutate(state)
+        gated.gate.set()
+        assert handle.wait(30)
+    assert handle.landed, handle.error
+    assert_same(before, sm.load())
+
+
+def test_the_copy_lands_the_bytes_a_synchronous_save_would_write(memory_backend: Backend) -> None:
+    sm = _manager(memory_backend, keep_versions=0)
+    state = make_state("S")
+    del state["suspended_pairs"]  # a copied set may iterate in another order
+    sm.save(state)
+    synchronous = memory_backend.get_raw()
+    with BackgroundSaver(sm, flush_at_exit=False) as saver:
+        assert saver.save(state).wait(30)
+    background = memory_backend.get_raw()
+    # Same frame but for the generation in the header: compare the sections' payloads.
+    assert sm.layers.frames.reader(background).header.generation == 2
+    frames = sm.layers.frames
+    one, two = frames.reader(synchronous), frames.reader(background)
+    assert [one.section(i) for i in range(len(one.header.sections))] == [
+        two.section(i) for i in range(len(two.header.sections))
+    ]
+
+
+def test_a_type_that_does_not_round_trip_is_encoded_in_the_caller(memory_backend: Backend) -> None:
+    class Opaque:
+        pass
+
+    registry = TypeRegistry()
+    registry.register_serializer("opaque", lambda o: "opaque" if isinstance(o, Opaque) else o)
+    registry.register_deserializer("opaque", lambda v: v)  # one way: loads as the str
+    sm = _manager(memory_backend, registry=registry)
+    with BackgroundSaver(sm, flush_at_exit=False) as saver:
+        prices = np.zeros(3)
+        handle = saver.save({"x": Opaque(), "prices": prices})
+        prices[:] = 1.0
+        assert handle.wait(30)
+    assert handle.landed
+    loaded = sm.load()
+    assert loaded["x"] == "opaque"
+    np.testing.assert_array_equal(loaded["prices"], np.zeros(3))
+
+
+def test_a_validator_rejects_at_the_call(memory_backend: Backend) -> None:
+    sm = _manager(memory_backend, validator=lambda s: "n" in s)
+    with BackgroundSaver(sm, flush_at_exit=False) as saver:
+        with pytest.raises(ValidationError):
+            saver.save({"x": 1})
+        assert saver.save({"n": pd.Series([1.0])}).wait(30)
+
+
+def test_an_unreferenced_saver_is_collected_and_its_last_snapshot_lands(
+    memory_backend: Backend,
+) -> None:
+    sm = _manager(memory_backend)
+    gated = _gate(sm)
+    gated.gate.clear()
+    saver = BackgroundSaver(sm)  # with the atexit flush: it must not keep the saver alive
+    first = saver.save({"n": 1})
+    assert gated.entered.wait(30)
+    last = saver.save({"n": 2})  # pending behind the gated write
+    ref = weakref.ref(saver)
+    worker = saver._worker.thread
+    del saver
+    gc.collect()
+    assert ref() is None
+    gated.gate.set()
+    assert last.wait(30)
+    assert first.landed
+    assert last.landed
+    assert sm.load() == {"n": 2}
+    worker.join(30)
+    assert not worker.is_alive()  # collected saver: the worker wrote what was pending, then ended

@@ -363,3 +363,26 @@ def test_rotate_keys_names_a_version_it_could_not_rewrite(
     assert json.loads(out)["not_rotated"] == [1]
     assert "versions 1 (key id" in err
     assert "still under an old key" in err
+
+
+def test_rotate_keys_shows_each_retained_version_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old, new = generate_key(), generate_key()
+    path = tmp_path / "secret.state"
+    mgr = StateManager(path, encryption_key=old, spool_dir=False)
+    for i in range(3):
+        mgr.save({"i": i})
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code = main(["rotate-keys", str(path), "--key", new, "--key", old])
+    assert code == 0
+    assert "rewritten" in capsys.readouterr().out
+    drawn = terminal.getvalue()
+    assert "statevault rotate-keys: re-encrypting the current state (3 retained" in drawn
+    total = len(StateManager(path, encryption_key=new, spool_dir=False).list_versions())
+    steps = [f"[{k}/{total}] re-encrypting the retained versions" for k in range(1, total + 1)]
+    positions = [drawn.find(step) for step in steps]
+    assert -1 not in positions, drawn
+    assert positions == sorted(positions)  # in order, one per version
+    assert drawn.endswith("\r")  # erased at the end

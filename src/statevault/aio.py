@@ -35,7 +35,7 @@ recovery, the same as for a synchronous save that raised).
 
 The state passed to ``save`` is encoded in the worker thread: other tasks must not mutate it
 until the save returns (pass a copy, or use ``statevault.background.BackgroundSaver``, which
-encodes in the calling thread). ``last_outcome`` belongs to the most recent save call.
+copies it in the calling thread). ``last_outcome`` belongs to the most recent save call.
 """
 
 from __future__ import annotations
@@ -177,9 +177,11 @@ class _AsyncBase(Generic[M]):
         """``StateManager.state_info`` (a ``StateInfo``)."""
         return await self._call(self.sync.state_info)
 
-    async def rotate_keys(self) -> int:
-        """``StateManager.rotate_keys``."""
-        generation: int = await self._save(self.sync.rotate_keys)
+    async def rotate_keys(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """``StateManager.rotate_keys`` (``progress`` is called in the worker thread)."""
+        generation: int = await self._save(
+            functools.partial(self.sync.rotate_keys, progress=progress)
+        )
         return generation
 
     # -- lifetime

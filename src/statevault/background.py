@@ -1,18 +1,26 @@
-"""Background saving: ``save()`` encodes now and returns a handle; one worker thread writes.
+"""Background saving: ``save()`` snapshots now and returns a handle; one worker thread writes.
 
 ``BackgroundSaver(manager)`` sits beside a ``StateManager`` (any subclass) rather than being a
 ``save_state(state, wait=False)`` flag on it: the worker thread, its queue, exit hooks and
 error reporting are a component with a lifetime (``flush``, ``close``) that the manager, which
-may be shared by threads and used synchronously at the same time, should not grow. The writes
-go through ``manager.commit`` (the same commit protocol, CAS, retained versions and failover
-spool as ``save()``), under the manager's lock.
+may be shared by threads and used synchronously at the same time, should not grow. The worker
+encodes and writes through ``manager.save`` / ``manager.commit`` (the same commit protocol,
+CAS, retained versions and failover spool as a synchronous save), under the manager's lock.
+The worker thread holds no reference to the saver: one that nothing references any more is
+collected, and its finalizer lets the worker write what is pending and end.
 
 What the caller gets:
 
-- ``save(state)`` encodes the state in the calling thread (``manager.encode``: a consistent
-  snapshot; nothing the bot changes afterwards leaks into it; buffers that alias the state's
-  arrays are copied unless ``copy_buffers=False``) and returns a ``SaveHandle`` at once.
-  A state that cannot be encoded raises there, as ``save()`` does: nothing is queued.
+- ``save(state)`` takes a consistent snapshot in the calling thread and returns a
+  ``SaveHandle`` at once: nothing the bot changes afterwards leaks into the write. By default
+  (``snapshot="copy"``) that is a private copy of what the bot can mutate
+  (``statevault.freeze``: numpy/pandas data one memcpy each, containers rebuilt, immutable
+  values kept, other types round-tripped through the codec), which the worker encodes; the
+  stored bytes are those an encode at the call would have written. ``snapshot="encode"``
+  encodes in the caller instead (a full encode, buffers aliasing numpy memory copied unless
+  ``copy_buffers=False``). A state that cannot be encoded raises there, as ``save()`` does,
+  and nothing is queued; with the copy, a value whose encode fails only in the worker
+  (``max_state_bytes``, a registered encoder that fails on the copy) fails its handle.
 - Coalescing: one snapshot is pending at most. A newer save replaces a pending one that has
   not started (its handle ends ``superseded``), so only the newest is written when saves come
   faster than storage takes them, and one worker writes in order: an older snapshot never
@@ -41,6 +49,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from .errors import StateError
+from .freeze import Frozen, Unfreezable, freeze
 from .layers import Snapshot
 from .manager import StateManager
 from .metrics import SaveMetrics
@@ -66,6 +75,8 @@ class SaveHandle:
         self.generation: int | None = None
         self.error: BaseException | None = None
         self.metrics: SaveMetrics | None = None
+        #: Seconds the ``save()`` call took (the snapshot, or the encode).
+        self.snapshot_seconds = 0.0
         self.previous_error = previous_error
         self._done = threading.Event()
 
@@ -107,150 +118,105 @@ def copy_aliased(snapshot: Snapshot) -> Snapshot:
     return replace(snapshot, sections=sections)
 
 
-class BackgroundSaver:
-    """Save a manager's state from a background thread: ``save()`` returns at once.
-
-    ``copy_buffers`` (default True) copies chunks that alias the state's numpy memory (one
-    memcpy of the arrays, bench/README.md); pass False only if the bot never mutates arrays in
-    place after saving them. ``encode_in_worker=True`` moves the encode into the worker too, so
-    ``save()`` costs microseconds, but then the worker reads the state later: only for bots
-    that replace their values rather than mutate them (or pass a copy); a failed encode is
-    then reported through the handle, not raised. ``on_error(handle)`` and ``on_done(handle)``
-    run in the worker thread. Thread-safe: several threads may call ``save()``.
-    """
+class _Worker:
+    """The queue and the worker thread of one saver; it holds no reference to the saver, so
+    an unreferenced ``BackgroundSaver`` is collected (its finalizer closes this, which
+    writes what is pending and ends the thread)."""
 
     def __init__(
         self,
         manager: StateManager,
-        *,
-        copy_buffers: bool = True,
-        on_error: Callable[[SaveHandle], None] | None = None,
-        on_done: Callable[[SaveHandle], None] | None = None,
-        flush_at_exit: bool = True,
-        handle_sigterm: bool = False,
-        exit_timeout: float | None = 30.0,
-        encode_in_worker: bool = False,
+        on_error: Callable[[SaveHandle], None] | None,
+        on_done: Callable[[SaveHandle], None] | None,
     ) -> None:
         self.manager = manager
-        self.encode_in_worker = encode_in_worker
-        self.copy_buffers = copy_buffers
         self.on_error = on_error
         self.on_done = on_done
-        self.exit_timeout = exit_timeout
         self.last_error: BaseException | None = None
-        self._unreported: BaseException | None = None
-        self._cond = threading.Condition()
-        self._pending: tuple[Snapshot | Mapping[str, Any], SaveHandle, float] | None = None
-        self._writing: SaveHandle | None = None
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"statevault-background {manager.url}", daemon=True
+        self.unreported: BaseException | None = None
+        self.cond = threading.Condition()
+        self.pending: tuple[Snapshot | Frozen | Mapping[str, Any], SaveHandle, float] | None = None
+        self.writing: SaveHandle | None = None
+        self.closed = False
+        self.exit_timeout: float | None = 30.0  # of the atexit flush
+        self.thread = threading.Thread(
+            target=self.run, name=f"statevault-background {manager.url}", daemon=True
         )
-        self._thread.start()
-        if flush_at_exit:
-            ref = weakref.ref(self)
+        self.thread.start()
 
-            def at_exit() -> None:
-                saver = ref()
-                if saver is not None:
-                    saver.close(saver.exit_timeout)
-
-            self._at_exit = at_exit
-            atexit.register(at_exit)
-        if handle_sigterm:
-            install_sigterm_exit()
-
-    def __repr__(self) -> str:
-        return f"BackgroundSaver({self.manager!r})"
-
-    # -- the caller's side
-
-    def save(self, state: Mapping[str, Any]) -> SaveHandle:
-        """Encode ``state`` now and queue it; return its handle at once.
-
-        Raises ``SerializationError`` / ``ValidationError`` for a state that cannot be saved
-        (nothing queued), ``StateError`` after ``close()``.
-        """
-        start = time.perf_counter()
-        snapshot: Snapshot | Mapping[str, Any]
-        if self.encode_in_worker:
-            snapshot = dict(state)  # the top level is the caller's: take it as it is now
-        else:
-            snapshot = self.manager.encode(state)
-            if self.copy_buffers:
-                snapshot = copy_aliased(snapshot)
-        encode_seconds = time.perf_counter() - start
-        with self._cond:
-            if self._closed:
+    def put(self, snapshot: Snapshot | Frozen | Mapping[str, Any], seconds: float) -> SaveHandle:
+        with self.cond:
+            if self.closed:
                 raise StateError(f"the background saver of {self.manager.url} is closed")
-            handle = SaveHandle(self._unreported)
-            self._unreported = None
-            if self._pending is not None:
-                superseded = self._pending[1]
-                superseded._finish("superseded")
-            self._pending = (snapshot, handle, encode_seconds)
-            self._cond.notify_all()
+            handle = SaveHandle(self.unreported)
+            handle.snapshot_seconds = seconds
+            self.unreported = None
+            if self.pending is not None:
+                self.pending[1]._finish("superseded")
+            self.pending = (snapshot, handle, seconds)
+            self.cond.notify_all()
         return handle
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued snapshot was written (or failed); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._pending is not None or self._writing is not None:
+        with self.cond:
+            while self.pending is not None or self.writing is not None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self.cond.wait(remaining)
         return True
 
+    def shut(self) -> None:
+        """Refuse new saves; the worker writes what is pending, then ends. Never blocks."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
     def close(self, timeout: float | None = None) -> bool:
-        """Flush (up to ``timeout``), then stop the worker; True if everything was written.
-        Later ``save()`` calls raise. Safe to call twice."""
         flushed = self.flush(timeout)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if flushed:
-            self._thread.join(timeout)
-        if hasattr(self, "_at_exit"):
-            atexit.unregister(self._at_exit)
+        self.shut()
+        if flushed and threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+        self.unregister()
         return flushed
 
-    def __enter__(self) -> BackgroundSaver:
-        return self
+    def at_exit(self) -> None:
+        self.close(self.exit_timeout)
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def unregister(self) -> None:
+        atexit.unregister(self.at_exit)  # a no-op when it is not registered
 
-    # -- the worker
-
-    def _run(self) -> None:
+    def run(self) -> None:
         while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                snapshot, handle, encode_seconds = self._pending
-                self._pending = None
-                self._writing = handle
+            with self.cond:
+                while self.pending is None and not self.closed:
+                    self.cond.wait()
+                if self.pending is None:
+                    break
+                snapshot, handle, seconds = self.pending
+                self.pending = None
+                self.writing = handle
                 handle.status = "writing"
             try:
-                self._write(snapshot, handle, encode_seconds)
+                self.write(snapshot, handle, seconds)
             finally:
-                with self._cond:
-                    self._writing = None
-                    self._cond.notify_all()
+                with self.cond:
+                    self.writing = None
+                    self.cond.notify_all()
+        self.unregister()  # closed and drained: the exit hook has nothing left to flush
 
-    def _write(
-        self, snapshot: Snapshot | Mapping[str, Any], handle: SaveHandle, encode_seconds: float
+    def write(
+        self, snapshot: Snapshot | Frozen | Mapping[str, Any], handle: SaveHandle, seconds: float
     ) -> None:
         manager = self.manager
         with manager.lock:  # last_save read below belongs to this commit
             try:
                 if isinstance(snapshot, Snapshot):
-                    handle.generation = manager.commit(snapshot, encode_seconds=encode_seconds)
-                else:
+                    handle.generation = manager.commit(snapshot, encode_seconds=seconds)
+                elif isinstance(snapshot, Frozen):  # the copy: encoded (and timed) by save()
+                    handle.generation = manager.save(snapshot.thaw())
+                else:  # taken as it is (encode_in_worker)
                     handle.generation = manager.save(snapshot)
                 status: Status = "landed"
             except BaseException as e:
@@ -266,9 +232,9 @@ class BackgroundSaver:
                 log.debug("background save of %s failed", manager.url, exc_info=e)
             handle.metrics = manager.last_save
         if handle.error is not None:
-            with self._cond:
+            with self.cond:
                 self.last_error = handle.error
-                self._unreported = handle.error
+                self.unreported = handle.error
         handle._finish(status)
         for callback in (self.on_error if handle.error is not None else None, self.on_done):
             if callback is not None:
@@ -276,6 +242,118 @@ class BackgroundSaver:
                     callback(handle)
                 except Exception:
                     log.exception("a BackgroundSaver callback failed on %r", handle)
+
+
+class BackgroundSaver:
+    """Save a manager's state from a background thread: ``save()`` returns at once.
+
+    ``snapshot`` says how ``save()`` keeps later mutations out of the write: ``"copy"`` (the
+    default) copies what the bot can mutate (``statevault.freeze``: numpy and pandas data one
+    memcpy each, containers rebuilt; a few ms on the M state) and the worker encodes the
+    copy; ``"encode"`` encodes on the caller's thread (the cost of a full encode) and, with
+    ``copy_buffers`` (default True), copies the chunks that alias numpy memory.
+    ``encode_in_worker=True`` takes no snapshot at all (``save()`` costs microseconds, the
+    worker reads the state later): only for bots that replace their values rather than mutate
+    them; then a failed encode is reported through the handle, not raised. ``on_error(handle)``
+    and ``on_done(handle)`` run in the worker thread. Thread-safe: several threads may call
+    ``save()``. A saver nobody references any more is garbage-collected like any object; its
+    finalizer lets the worker write the pending snapshot and end (``close()`` is still the way
+    to know it was written).
+    """
+
+    def __init__(
+        self,
+        manager: StateManager,
+        *,
+        snapshot: Literal["copy", "encode"] = "copy",
+        copy_buffers: bool = True,
+        on_error: Callable[[SaveHandle], None] | None = None,
+        on_done: Callable[[SaveHandle], None] | None = None,
+        flush_at_exit: bool = True,
+        handle_sigterm: bool = False,
+        exit_timeout: float | None = 30.0,
+        encode_in_worker: bool = False,
+    ) -> None:
+        if snapshot not in ("copy", "encode"):
+            raise ValueError(f"snapshot must be 'copy' or 'encode', not {snapshot!r}")
+        self.manager = manager
+        self.snapshot = snapshot
+        self.encode_in_worker = encode_in_worker
+        self.copy_buffers = copy_buffers
+        self._worker = _Worker(manager, on_error, on_done)
+        # Collected without close(): the worker writes what is pending, then ends.
+        self._finalizer = weakref.finalize(self, self._worker.shut)
+        self._finalizer.atexit = False  # at exit, the atexit flush below does it (and waits)
+        self._worker.exit_timeout = exit_timeout
+        if flush_at_exit:
+            atexit.register(self._worker.at_exit)
+        if handle_sigterm:
+            install_sigterm_exit()
+
+    def __repr__(self) -> str:
+        return f"BackgroundSaver({self.manager!r})"
+
+    @property
+    def on_error(self) -> Callable[[SaveHandle], None] | None:
+        """Called with the handle of each failed write, in the worker thread."""
+        return self._worker.on_error
+
+    @property
+    def on_done(self) -> Callable[[SaveHandle], None] | None:
+        """Called with the handle of each write that ended, in the worker thread."""
+        return self._worker.on_done
+
+    @property
+    def exit_timeout(self) -> float | None:
+        """Seconds the ``atexit`` flush waits for pending work (None: as long as it takes)."""
+        return self._worker.exit_timeout
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error of the most recent background write that failed (None: none failed)."""
+        return self._worker.last_error
+
+    # -- the caller's side
+
+    def save(self, state: Mapping[str, Any]) -> SaveHandle:
+        """Snapshot ``state`` now and queue it; return its handle at once.
+
+        Raises ``SerializationError`` / ``ValidationError`` for a state that cannot be saved
+        (nothing queued), ``StateError`` after ``close()``.
+        """
+        start = time.perf_counter()
+        snapshot: Snapshot | Frozen | Mapping[str, Any]
+        if self.encode_in_worker:
+            snapshot = dict(state)  # the top level is the caller's: take it as it is now
+        elif self.snapshot == "copy" and isinstance(state, Mapping):
+            self.manager.validate(state)
+            try:
+                snapshot = freeze(dict(state), self.manager.layers.codec.layout.codec)
+            except Unfreezable as e:
+                log.debug("%s: %s; encoding the state in the caller", self.manager.url, e)
+                snapshot = self._encoded(state)
+        else:
+            snapshot = self._encoded(state)
+        return self._worker.put(snapshot, time.perf_counter() - start)
+
+    def _encoded(self, state: Mapping[str, Any]) -> Snapshot:
+        snapshot = self.manager.encode(state)
+        return copy_aliased(snapshot) if self.copy_buffers else snapshot
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued snapshot was written (or failed); False on timeout."""
+        return self._worker.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (up to ``timeout``), then stop the worker; True if everything was written.
+        Later ``save()`` calls raise. Safe to call twice."""
+        return self._worker.close(timeout)
+
+    def __enter__(self) -> BackgroundSaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def install_sigterm_exit() -> None:

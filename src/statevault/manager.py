@@ -336,6 +336,12 @@ class StateManager:
 
     # ------------------------------------------------------------------ strict core
 
+    def validate(self, state: Mapping[str, Any]) -> None:
+        """Run the configured ``validator`` on ``state`` (nothing without one); raises
+        ``ValidationError`` as ``save()`` would."""
+        if self._validate is not None:
+            self._validate(dict(state))
+
     def encode(self, state: Mapping[str, Any]) -> Snapshot:
         """The first half of a save: validate and encode ``state`` into a ``Snapshot`` (no I/O).
 
@@ -668,7 +674,7 @@ class StateManager:
 
     # ------------------------------------------------------------------ keys
 
-    def rotate_keys(self) -> int:
+    def rotate_keys(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-encrypt the stored state with the first (newest) configured key; return generation.
 
         Configure the manager with ``encryption_key=[new, old, ...]``. The current state is
@@ -677,7 +683,8 @@ class StateManager:
         old keys
         can be retired. ``<url>.unreadable``, if present, cannot be decrypted and is left as it
         is. Raises like ``load()`` and ``save()``; a version that cannot be re-encrypted is
-        logged and left (``list_versions()`` still shows it).
+        logged and left (``list_versions()`` still shows it). ``progress(done, total)`` is
+        called before each retained version is rewritten (the command line draws it).
         """
         with self._lock:
             if self._keyring is None:
@@ -685,7 +692,10 @@ class StateManager:
             state = self.load()
             generation = self.save(state)
             # A spooled state was loaded (it is newer) and the save cleared it.
-            for store in [v.store for v in self._recovery.versions()]:
+            stores = [v.store for v in self._recovery.versions()]
+            for done, store in enumerate(stores):
+                if progress is not None:
+                    progress(done, len(stores))
                 try:
                     self._frames.rewrite(store)
                 except StateError as e:

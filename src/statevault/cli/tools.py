@@ -110,8 +110,12 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         raise UsageError("rotate-keys needs the keys, newest first: --key NEW --key OLD")
     progress = Progress.for_command("rotate-keys", json_output=args.json)
     with progress:
-        progress.step(f"re-encrypting the current state and {len(versions)} retained version(s)")
-        generation = mgr.rotate_keys()
+        progress.step(f"re-encrypting the current state ({len(versions)} retained version(s))")
+
+        def rewriting(done: int, total: int) -> None:
+            progress.step("re-encrypting the retained versions", done + 1, total)
+
+        generation = mgr.rotate_keys(progress=rewriting)
     key_id = key_ids(probe, probe.info()).get("encryption")
     after = []
     for v in check_ring(probe):

@@ -1,0 +1,371 @@
+"""Consistent snapshots of a state without encoding it: copy what can change, keep the rest.
+
+``freeze(state, codec)`` returns a state equal to ``state`` (same types, same values, the same
+pandas indexes) that shares nothing mutable with it: the caller may mutate its objects as soon
+as it returns, and encoding the copy later, in another thread, writes what the state held at
+the call, byte for byte what encoding it then would have written (sets excepted: a copied
+set may iterate in another order; it is equal). ``BackgroundSaver.save`` does this on the
+caller's thread instead of a full encode: on the benchmark's M state it costs about a third
+of the encode (bench/README.md), and the worker does the encode. ``Frozen.thaw()`` gives the
+state to encode.
+
+How each value is taken (by exact type: a subclass falls under "anything else"):
+
+- kept as it is, being immutable: None, bool, int, float, complex, str, bytes, Decimal,
+  datetime/date/time/timedelta, timezone, ZoneInfo, UUID, range, paths, numpy scalars (not
+  ``np.void``, which can be a view into an array), pandas Timestamp/Timedelta/Period/NaT/NA,
+  and every pandas Index (immutable; keeping the object also keeps the codec storing an
+  index shared by several Series once); frozenset and tuple when their items are;
+- rebuilt around frozen items: dict, OrderedDict, list, tuple, set (dict keys and set items
+  must be immutable values as above); bytearray is copied;
+- copied: numpy arrays (one memcpy, in the memory order the codec reads); pandas Series as
+  their values (``series.array.copy()``: one memcpy, a third of what ``Series.copy`` costs),
+  rebuilt around the same index object by ``thaw``; DataFrames by ``copy(deep=True)`` (one
+  memcpy per block; the original index objects given back where several values share them).
+  Not pandas 3's lazy copies: a shallow copy still sees ``series.array[i] = x``. Values of
+  object dtype are copied only when they hold immutable scalars (pandas ``infer_dtype``: str,
+  bytes, numbers, dates and times; a list or a dict is not);
+- anything else (registered types, dataclasses, object arrays of mutable items, deques,
+  subclasses of the types above, dicts with other keys): round-tripped through the codec on
+  the caller's thread, i.e. encoded (so what cannot be saved raises ``SerializationError``
+  there, with its path in the state) and decoded into a private copy. That value costs what
+  its synchronous encode costs, plus its decode. A round trip that does not give back the
+  value's type (a one-way ``register_serializer`` hook) raises ``Unfreezable``: the caller
+  then encodes the whole state instead.
+
+Not covered: a value kept as immutable whose memory is written around its API, i.e. a pandas
+Index built on a numpy array without a copy (``pd.Index(a, copy=False)``) that the bot still
+writes to, or writes through pandas' private attributes. Everything copied is copied at the
+call, so later writes to the original's memory (views, ``np.frombuffer``) never reach it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import sys
+import uuid
+import zoneinfo
+from collections import OrderedDict
+from decimal import Decimal
+from types import NoneType
+from typing import Any
+
+from .codec import MAX_DEPTH, Codec, Encoded
+from .errors import StateError
+from .layers import state_path
+
+__all__ = ["Frozen", "Unfreezable", "freeze"]
+
+_ATOMS: set[type[Any]] = {
+    NoneType,
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    Decimal,
+    dt.datetime,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    dt.timezone,
+    zoneinfo.ZoneInfo,
+    uuid.UUID,
+    range,
+    pathlib.PurePosixPath,
+    pathlib.PureWindowsPath,
+    pathlib.PosixPath,
+    pathlib.WindowsPath,
+}
+# Python objects in an object-dtype column or array that are immutable scalars.
+_IMMUTABLE_INFERRED = frozenset(
+    {
+        "empty",
+        "string",
+        "bytes",
+        "floating",
+        "integer",
+        "mixed-integer-float",
+        "decimal",
+        "complex",
+        "boolean",
+        "datetime64",
+        "datetime",
+        "date",
+        "timedelta64",
+        "timedelta",
+        "time",
+        "period",
+    }
+)
+_seen_types: dict[type[Any], str] = {}  # type -> "atom" | "numpy" | "pandas" | "other"
+
+
+class Unfreezable(Exception):
+    """A value whose round trip through the codec did not give back its type."""
+
+
+def _kind(t: type[Any]) -> str:
+    kind = _seen_types.get(t)
+    if kind is not None:
+        return kind
+    kind = "other"
+    root = (getattr(t, "__module__", "") or "").partition(".")[0]
+    if root == "numpy":
+        np = sys.modules["numpy"]
+        if t is np.ndarray:
+            kind = "numpy"
+        elif issubclass(t, np.generic) and not issubclass(t, np.void):
+            kind = "atom"
+    elif root == "pandas":
+        pd = sys.modules["pandas"]
+        if t in (pd.Series, pd.DataFrame):
+            kind = "pandas"
+        elif issubclass(t, pd.Index) or t in (
+            pd.Timestamp,
+            pd.Timedelta,
+            pd.Period,
+            type(pd.NaT),
+            type(pd.NA),
+        ):
+            kind = "atom"
+    _seen_types[t] = kind
+    return kind
+
+
+def _is_index(t: type[Any]) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and issubclass(t, pd.Index)
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a dict key or set item is an immutable value (tuples of them included)."""
+    t = type(value)
+    if t in _ATOMS:
+        return True
+    if t is tuple or t is frozenset:
+        return all(_immutable(v) for v in value)
+    return _kind(t) == "atom"
+
+
+def _objects_immutable(values: Any) -> bool:
+    """Whether an object-dtype array (any shape) holds only immutable scalars."""
+    pd = sys.modules.get("pandas")
+    if pd is None:  # numpy without pandas: check the items one by one
+        return all(_immutable(v) for v in values.ravel(order="K").tolist())
+    flat = values.ravel(order="K")
+    return pd.api.types.infer_dtype(flat, skipna=True) in _IMMUTABLE_INFERRED
+
+
+def _frame_dtypes(df: Any) -> list[Any]:
+    """The column dtypes of a DataFrame (the block manager's own array where pandas has it:
+    ``df.dtypes`` builds a Series, about 40 us, most of the copy's cost for a small frame)."""
+    try:
+        return list(df._mgr.get_dtypes())
+    except AttributeError:  # pragma: no cover - a pandas without it
+        return list(df.dtypes)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Freezer:
+    """One ``freeze`` call: the codec for round trips and the path of the current value."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.path: list[Any] = []
+        self.axes: list[tuple[Any, Any, Any]] = []  # (copy, original index, columns)
+        self.seen: dict[int, int] = {}  # id of an Index met in the state -> how many times
+        self.series = 0  # Series copied as _SeriesCopy (rebuilt by thaw)
+
+    def value(self, obj: Any, depth: int) -> Any:
+        t = type(obj)
+        if t in _ATOMS:
+            return obj
+        if depth >= MAX_DEPTH:  # a cycle or a very deep state: the codec's error says which
+            raise _TooDeep
+        if t is dict or t is OrderedDict:
+            if not all(_immutable(k) for k in obj):
+                return self.round_trip(obj)
+            return t((k, self.child(k, v, depth)) for k, v in obj.items())
+        if t is list:
+            return [self.child(i, v, depth) for i, v in enumerate(obj)]
+        if t is tuple:
+            items = tuple(self.child(i, v, depth) for i, v in enumerate(obj))
+            return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
+        if t is set or t is frozenset:
+            if not all(_immutable(v) for v in obj):
+                return self.round_trip(obj)
+            return set(obj) if t is set else obj
+        if t is bytearray:
+            return bytearray(obj)
+        kind = _kind(t)
+        if kind == "atom":
+            if _is_index(t):
+                self.count(obj)
+            return obj
+        if kind == "numpy":
+            return self.array(obj)
+        if kind == "pandas":
+            return self.pandas(obj, depth)
+        return self.round_trip(obj)
+
+    def child(self, key: Any, value: Any, depth: int) -> Any:
+        self.path.append(key)
+        try:
+            return self.value(value, depth + 1)
+        finally:
+            self.path.pop()
+
+    def array(self, arr: Any) -> Any:
+        if arr.dtype.hasobject and not (arr.dtype.kind == "O" and _objects_immutable(arr)):
+            return self.round_trip(arr)
+        # The memory order the codec stores (codec/_numpy.py array_buffer), so the copy
+        # encodes to the same bytes as the original.
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        return arr.copy(order=order)
+
+    def pandas(self, obj: Any, depth: int) -> Any:
+        np = sys.modules["numpy"]
+        dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
+        for j, dtype in enumerate(dtypes):
+            if isinstance(dtype, np.dtype):
+                if dtype.kind != "O":
+                    continue
+                column = obj if obj.ndim == 1 else obj.iloc[:, j]
+                if _objects_immutable(column.to_numpy()):
+                    continue
+            elif (type(dtype).__module__ or "").startswith("pandas."):
+                continue  # pandas' own extension arrays copy their data or are immutable
+            return self.round_trip(obj)
+        if obj.ndim == 1:
+            # The values copied (one memcpy; pandas' own copy() costs 3x more per Series, and
+            # its lazy copy on pandas 3 still lets ``s.array[i] = x`` through); the Series is
+            # rebuilt around them, with its own Index object, in the worker (``thaw``).
+            self.series += 1
+            attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
+            return _SeriesCopy(
+                obj.array.copy(),
+                obj.index,
+                obj.name,
+                obj.dtype,
+                attrs=attrs,
+                nodup=not obj.flags.allows_duplicate_labels,
+            )
+        copy = obj.copy(deep=True)  # one memcpy per block; attrs deep-copied
+        # copy() gives the copy new Index objects (views of the same data). An index that
+        # several values share is stored once by the codec: those get the original back.
+        self.axes.append((copy, obj.index, obj.columns))
+        self.count(obj.index)
+        self.count(obj.columns)
+        return copy
+
+    def count(self, index: Any) -> None:
+        self.seen[id(index)] = self.seen.get(id(index), 0) + 1
+
+    def restore_shared(self) -> None:
+        """Give back the original Index objects to copies whose index is shared."""
+        seen = self.seen
+        for copy, index, columns in self.axes:
+            if seen[id(index)] > 1:
+                copy.index = index
+            if seen[id(columns)] > 1:
+                copy.columns = columns
+
+    def round_trip(self, obj: Any) -> Any:
+        """Encode ``obj`` (raising here what cannot be saved) and decode a private copy."""
+        encoded = self.codec.encode(obj, root=state_path(*self.path))
+        # Writable copies of the buffers: the decoded arrays use them, not the state's memory.
+        copied = Encoded(encoded.doc, [memoryview(bytearray(b)) for b in encoded.buffers])
+        try:
+            decoded = self.codec.decode(copied)
+        except StateError as e:  # a hook without its deserializer: stored, not loadable
+            raise Unfreezable(f"{state_path(*self.path)}: {e}") from e
+        if type(decoded) is not type(obj):
+            raise Unfreezable(
+                f"{state_path(*self.path)}: a {type(obj).__name__} decodes as a "
+                f"{type(decoded).__name__}"
+            )
+        return decoded
+
+
+class _SeriesCopy:
+    """A Series taken apart: its copied values and the rest, put together again by ``thaw``."""
+
+    __slots__ = ("attrs", "dtype", "index", "name", "nodup", "values")
+
+    def __init__(
+        self, values: Any, index: Any, name: Any, dtype: Any, *, attrs: Any, nodup: bool
+    ) -> None:
+        self.values = values
+        self.index = index
+        self.name = name
+        self.dtype = dtype
+        self.attrs = attrs
+        self.nodup = nodup
+
+    def build(self) -> Any:
+        pd = sys.modules["pandas"]
+        s = pd.Series(self.values, index=self.index, name=self.name, dtype=self.dtype, copy=False)
+        if self.attrs is not None:
+            s.attrs = self.attrs
+        if self.nodup:
+            s = s.set_flags(allows_duplicate_labels=False)
+        return s
+
+
+def _thaw(obj: Any) -> Any:
+    t = type(obj)
+    if t is _SeriesCopy:
+        return obj.build()
+    if t is dict or t is OrderedDict:
+        for k, v in obj.items():  # the copy's own dicts: assigning existing keys is safe
+            new = _thaw(v)
+            if new is not v:
+                obj[k] = new
+    elif t is list:
+        for i, v in enumerate(obj):
+            new = _thaw(v)
+            if new is not v:
+                obj[i] = new
+    elif t is tuple:
+        items = tuple(_thaw(v) for v in obj)
+        if any(a is not b for a, b in zip(items, obj, strict=True)):
+            return items
+    return obj
+
+
+class Frozen:
+    """A frozen state. ``thaw()`` gives the state to encode (call it once, in any thread):
+    the copied Series are rebuilt there, off the caller's thread."""
+
+    def __init__(self, tree: dict[str, Any], series: int) -> None:
+        self._tree = tree
+        self._series = series
+
+    def thaw(self) -> dict[str, Any]:
+        """The state to encode: the frozen tree with its Series rebuilt (done once)."""
+        if self._series:
+            self._tree = _thaw(self._tree)
+            self._series = 0
+        return self._tree
+
+
+def freeze(state: dict[str, Any], codec: Codec) -> Frozen:
+    """A private copy of ``state`` that encodes exactly as ``state`` does now (see the module).
+
+    Raises ``SerializationError`` for a value that cannot be saved (found while
+    round-tripping it), ``Unfreezable`` when a value's round trip changes its type.
+    """
+    freezer = _Freezer(codec)
+    try:
+        result: dict[str, Any] = freezer.value(state, 0)
+    except _TooDeep:
+        codec.encode(state)  # raises the codec's own error, with the path
+        raise Unfreezable("the state nests too deeply to copy") from None
+    freezer.restore_shared()
+    return Frozen(result, freezer.series)
