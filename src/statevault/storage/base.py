@@ -27,6 +27,7 @@ from ..errors import (
     StateNotFoundError,
     StorageConfigurationError,
     StorageError,
+    StorageOptionsError,
     StoragePermissionError,
     StorageUnavailableError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "exception_chain",
     "conflict_error",
     "describe_error",
+    "reject_storage_options",
     "translate_error",
 ]
 
@@ -261,6 +263,23 @@ def redact_url(url: str) -> str:
     if parts.port is not None:
         netloc = f"{netloc}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def reject_storage_options(options: Mapping[str, Any] | None, target: str) -> None:
+    """Refuse ``storage_options`` for a backend that takes none (``target``: "a local path").
+
+    ``StorageOptionsError`` (a configuration error: never spooled; exit status 10 in the CLI)
+    names the options and where they may have come from.
+    """
+    if options:
+        raise StorageOptionsError(
+            f"storage_options {sorted(options)} have no meaning for {target}: remove them "
+            "(--storage-options or STATEVAULT_STORAGE_OPTIONS on the command line), or give "
+            "the URL of a backend that takes options (s3://, az://, gs://, ...)."
+        )
 
 
 # -- error translation ----------------------------------------------------------------------

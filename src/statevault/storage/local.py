@@ -41,6 +41,7 @@ from .base import (
     check_expected,
     check_range,
     head_crc,
+    reject_storage_options,
 )
 
 if TYPE_CHECKING:
@@ -302,11 +303,7 @@ class LocalStore(Store):
         follow_symlinks: bool = True,
     ) -> None:
         """``follow_symlinks=False``: the directory is resolved, the file itself never followed."""
-        if storage_options:
-            raise ValueError(
-                f"storage_options {sorted(storage_options)} have no meaning for a local path; "
-                "pass none."
-            )
+        reject_storage_options(storage_options, "a local path")
         path = url[len("file://") :] if url.startswith("file://") else url
         path = os.path.expanduser(path)
         if follow_symlinks:
