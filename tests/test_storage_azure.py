@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +21,17 @@ from statevault.errors import (
     StateNotFoundError,
     StorageError,
     StoragePermissionError,
-    StorageUnavailableError,
 )
 from statevault.storage import azure as azure_module
 from statevault.storage import open_store
 from statevault.storage.azure import AzureStore
+from statevault.testing import RemoteStoreSuite
 
 from backends import Backend
-from emulators import AZURE_CONTAINER, ROOT, azurite_module
+from emulators import AZURE_CONTAINER, ROOT, AzureFixtures, azurite_module
 
 pytestmark = pytest.mark.azure
 
-#: A guard against hangs, not a timing assertion: the defaults fail in about 1-3 s.
-UNREACHABLE_BOUND_S = 20
 ACCOUNT = "devstoreaccount1"
 
 
@@ -48,24 +42,6 @@ def _path(backend: Backend, name: str = "state.bin") -> str:
 
 def _options_for(endpoint: str, **extra: Any) -> dict[str, Any]:
     return {**azurite_module().storage_options(endpoint), **extra}
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts TCP connections (kernel backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield s.getsockname()[1]
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -200,83 +176,29 @@ def test_conflict_causes_are_the_services_answers(azure_backend: Backend) -> Non
     assert store.info() is None
 
 
-# -- outage -----------------------------------------------------------------------------------
-
-
-def test_outage_spools_and_the_primary_ends_newest(
-    azure_backend: Backend, azurite: Any, tmp_path: Path
-) -> None:
-    """Stop Azurite in the middle of a run of saves, keep saving, start it again."""
-    url = azure_backend.url("outage.state")
-    options = dict(azure_backend.storage_options)
-    sm = StateManager(url, storage_options=options, spool_dir=tmp_path / "spool")
-    for i in range(5):
-        assert sm.save_state({"i": i})
-    azurite.stop()
-    try:
-        started = time.monotonic()
-        for i in range(5, 10):
-            assert sm.save_state({"i": i}) is False  # not acknowledged, but spooled
-        assert time.monotonic() - started < 5 * UNREACHABLE_BOUND_S
-        assert sm.get_state_info()["unflushed"] is True
-        assert sm.load_state() == {"i": 9}
-        assert sm.last_load_source == "spool"
-        with pytest.raises(StorageUnavailableError):
-            sm.save({"i": 10})
-    finally:
-        azurite.start()  # same port, same data directory
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 4}
-    assert sm.flush_spool()
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 10}
-    assert sm.save_state({"i": 11})
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 11}
-    assert sm.get_state_info()["unflushed"] is False
-
-
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_unreachable_endpoint_fails_fast_with_unavailable(closed_port: int) -> None:
-    options = _options_for(f"http://127.0.0.1:{closed_port}", skip_instance_cache=True)
+class TestAzureRemoteStore(RemoteStoreSuite, AzureFixtures):
+    """Fail-fast and outage behaviour (``statevault.testing.RemoteStoreSuite``) on Azurite."""
+
+    remote_url = "az://box/state.bin"
+    secrets = (azurite_module().ACCOUNT_KEY,)
+
+    def endpoint_options(self, endpoint: str) -> dict[str, Any]:
+        return _options_for(endpoint, skip_instance_cache=True)
+
+    def read_timeout_options(self, seconds: float) -> dict[str, Any]:
+        return {"read_timeout": seconds}
+
+    @pytest.fixture
+    def outage(self, azurite: Any) -> Any:
+        return azurite.stopped
+
+
+def test_siblings_keep_the_write_deadline() -> None:
+    options = _options_for("http://127.0.0.1:9", write_timeout=1, skip_instance_cache=True)
     store = open_store("az://box/state.bin", options)
-    for operation in (
-        lambda: store.write([b"x"]),
-        store.read,
-        store.info,
-        lambda: store.read_range(0, 1),
-        lambda: store.read_head(10),
-        store.delete,
-    ):
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-            operation()
-        assert time.monotonic() - started < UNREACHABLE_BOUND_S
-        assert "az://box/state.bin" in str(caught.value)
-        assert caught.value.__cause__ is not None
-        assert azurite_module().ACCOUNT_KEY not in str(caught.value)
-
-
-def test_endpoint_that_never_answers_times_out_as_unavailable(silent_server: int) -> None:
-    options = _options_for(
-        f"http://127.0.0.1:{silent_server}", read_timeout=0.5, skip_instance_cache=True
-    )
-    store = open_store("az://box/state.bin", options)
-    for operation in (lambda: store.write([b"x"]), store.read, store.info):
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-            operation()
-        assert time.monotonic() - started < UNREACHABLE_BOUND_S
-
-
-def test_upload_the_server_never_reads_hits_the_write_deadline(silent_server: int) -> None:
-    options = _options_for(
-        f"http://127.0.0.1:{silent_server}", write_timeout=1, skip_instance_cache=True
-    )
-    store = open_store("az://box/state.bin", options)
-    started = time.monotonic()
-    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-        store.write([bytes(64 * 2**20)])
-    assert time.monotonic() - started < UNREACHABLE_BOUND_S
     assert store.sibling(".h")._write_timeout == 1  # type: ignore[attr-defined]
 
 

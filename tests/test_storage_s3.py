@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -24,23 +22,15 @@ from statevault.errors import (
 from statevault.storage import open_store
 from statevault.storage import s3 as s3_module
 from statevault.storage.s3 import S3Store
+from statevault.testing import RemoteStoreSuite
 
-from backends import S3_BUCKET, Backend, MotoS3
+from backends import S3_BUCKET, Backend, MotoS3, S3Fixtures
 
 pytestmark = pytest.mark.s3
 
 #: A hang guard (pytest-timeout fails the test), not a timing assertion: no test asserts how
 #: long an operation took; the defaults fail in about 2-3 s.
 HANG_GUARD_S = 120
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _options(server: MotoS3, **extra: Any) -> dict[str, Any]:
@@ -157,83 +147,52 @@ def test_options_merge_with_fail_fast_defaults(s3_bucket: MotoS3) -> None:
 # -- unreachable endpoint ------------------------------------------------------------------
 
 
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_unreachable_endpoint_fails_fast_with_unavailable(closed_port: int) -> None:
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{closed_port}",
-            "region_name": "us-east-1",
-        },
-    }
-    store = open_store("s3://bucket/state.bin", options)
-    for operation in (
-        lambda: store.write([b"x"]),
-        store.read,
-        store.info,
-        lambda: store.read_range(0, 1),
-        store.delete,
-    ):
-        with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-            operation()
-        assert "s3://bucket/state.bin" in str(caught.value)
-        assert caught.value.__cause__ is not None
-        assert "testing" not in str(caught.value)  # no credentials in messages
+class TestS3RemoteStore(RemoteStoreSuite, S3Fixtures):
+    """Fail-fast and outage behaviour (``statevault.testing.RemoteStoreSuite``) of s3fs
+    against moto on loopback; hangs are left to pytest-timeout (``HANG_GUARD_S``)."""
 
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
+        pytest.mark.s3,
+        pytest.mark.timeout(HANG_GUARD_S),
+    ]
+    remote_url = "s3://bucket/state.bin"
+    secrets = ("testing",)  # no credentials in messages
+    hang_guard_s = None
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
+    def endpoint_options(self, endpoint: str) -> dict[str, Any]:
+        return {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
 
+    def read_timeout_options(self, seconds: float) -> dict[str, Any]:
+        return {"config_kwargs": {"read_timeout": seconds}}
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts TCP connections (kernel backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield s.getsockname()[1]
+    @pytest.fixture
+    def outage(self, s3_bucket: MotoS3) -> Any:
+        return s3_bucket.stopped
 
-
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_endpoint_that_never_answers_times_out_as_unavailable(silent_server: int) -> None:
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{silent_server}",
-            "region_name": "us-east-1",
-        },
-        "config_kwargs": {"read_timeout": 0.5},
-    }
-    store = open_store("s3://bucket/state.bin", options)
-    for operation in (lambda: store.write([b"x"]), store.read, store.info):
+    def test_generic_store_over_s3fs_reports_an_unreachable_endpoint(
+        self, closed_port: int
+    ) -> None:
+        """A cached s3:// URL goes through GenericStore (which asks the S3 backend's
+        ``classify_error`` about s3fs's errors): an unreachable endpoint is still "unavailable"."""
+        s3 = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
+            "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}},
+        }
+        store = open_store("simplecache::s3://bucket/state.bin", {"s3": s3})
+        assert type(store).__name__ == "GenericStore"
         with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-            operation()
+            store.info()
 
 
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_upload_the_server_never_reads_hits_the_write_deadline(silent_server: int) -> None:
-    """A body bigger than the socket buffers blocks the upload itself: the deadline ends it."""
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{silent_server}",
-            "region_name": "us-east-1",
-        },
-        "write_timeout": 1,
-    }
+def test_siblings_keep_the_write_deadline() -> None:
+    options = {"anon": True, "write_timeout": 1}
     store = open_store("s3://bucket/state.bin", options)
-    with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-        store.write([bytes(64 * 2**20)])
-    # Ended by the deadline (fsspec's FSTimeoutError), not by the server or a read timeout.
-    assert any(type(e).__name__ == "FSTimeoutError" for e in _causes(caught.value))
     assert store.sibling(".h")._write_timeout == 1  # type: ignore[attr-defined]
 
 
@@ -364,19 +323,3 @@ def test_serve_script_prints_working_options_and_stops_on_ctrl_c() -> None:
         out, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
     assert out.strip().endswith("stopped")
-
-
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_generic_store_over_s3fs_reports_an_unreachable_endpoint(closed_port: int) -> None:
-    """A cached s3:// URL goes through GenericStore (which asks the S3 backend's
-    ``classify_error`` about s3fs's errors): an unreachable endpoint is still "unavailable"."""
-    s3 = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
-        "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}},
-    }
-    store = open_store("simplecache::s3://bucket/state.bin", {"s3": s3})
-    assert type(store).__name__ == "GenericStore"
-    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-        store.info()
