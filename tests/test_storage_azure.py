@@ -5,16 +5,12 @@ Request counts come from Azurite's own access log, so they are what the server r
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
 
 import statevault
+from remote_checks import RequestCounter, assert_exits_cleanly, start_script
 from statevault import StateManager
 from statevault.errors import (
     ConflictError,
@@ -28,7 +24,7 @@ from statevault.storage.azure import AzureStore
 from statevault.testing import RemoteStoreSuite
 
 from backends import Backend
-from emulators import AZURE_CONTAINER, ROOT, AzureFixtures, azurite_module
+from emulators import AZURE_CONTAINER, AzureFixtures, azurite_module
 
 pytestmark = pytest.mark.azure
 
@@ -50,18 +46,10 @@ def _options_for(endpoint: str, **extra: Any) -> dict[str, Any]:
 def test_each_operation_costs_one_request(azure_backend: Backend, azurite: Any) -> None:
     store = azure_backend.open()
     path = _path(azure_backend)
-    counts: dict[str, list[str]] = {}
-
-    def measure(name: str, fn: Any) -> Any:
-        mark = azurite.mark()
-        try:
-            return fn()
-        except ConflictError:
-            return None
-        finally:
-            counts[name] = azurite.requests_since(mark)
-
+    counter = RequestCounter(azurite)
+    measure = counter.measure
     first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
+    assert first is not None
     measure("read", store.read)
     measure("info", store.info)
     measure("read_range", lambda: store.read_range(1, 4))
@@ -70,7 +58,7 @@ def test_each_operation_costs_one_request(azure_backend: Backend, azurite: Any) 
     measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
     measure("delete", store.delete)
     measure("delete_missing", store.delete)
-    assert counts == {
+    assert counter.counts == {
         "write": [f"PUT {path}"],
         "read": [f"GET {path}"],
         "info": [f"HEAD {path}"],
@@ -287,71 +275,17 @@ def test_options_defaults_and_sharing(azurite: Any) -> None:
 
 # -- process exit -----------------------------------------------------------------------------
 
-EXIT_CLEANLY = """
-    import sys, warnings
-    warnings.simplefilter("error")
-    from statevault.storage import open_store
-
-    options = {"connection_string": sys.argv[1]}
-    store = open_store(sys.argv[2], options)
-    store.write([b"bye"])
-    assert bytes(store.read()[0]) == b"bye"
-    other = open_store(sys.argv[2], dict(options, skip_instance_cache=True))
-    assert other.info() is not None
-    del other
-    print("ok", flush=True)
-"""
-
 
 def test_no_unclosed_session_warnings_at_exit(azure_backend: Backend) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-c",
-            textwrap.dedent(EXIT_CLEANLY),
-            azure_backend.storage_options["connection_string"],
-            azure_backend.url(),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
-    for marker in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
-        assert marker not in result.stderr, result.stderr
+    assert_exits_cleanly(azure_backend.url(), dict(azure_backend.storage_options))
 
 
 # -- backends/azure/azurite.py by hand --------------------------------------------------------
 
-START_SCRIPT = ROOT / "backends" / "azure" / "azurite.py"
-
 
 def test_start_script_prints_working_options_and_stops_on_ctrl_c() -> None:
-    server = subprocess.Popen(
-        [sys.executable, str(START_SCRIPT), "--container", "handtest"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        options = None
-        for line in server.stdout:
-            if line.startswith("STORAGE_OPTIONS="):
-                options = json.loads(line.split("=", 1)[1])
-            if line.startswith("Ctrl-C"):
-                break
-        assert options is not None
+    with start_script("backends/azure/azurite.py", "--container", "handtest") as options:
         assert "BlobEndpoint=http://127.0.0.1:" in options["connection_string"]
         store = open_store("az://handtest/state.bin", options)
         store.write([b"by hand"])
         assert bytes(store.read()[0]) == b"by hand"
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
-    assert out.strip().endswith("stopped")

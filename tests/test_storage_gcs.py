@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from remote_checks import RequestCounter
 from statevault import StateManager
 from statevault.errors import ConflictError, StorageError
 from statevault.storage import open_store
@@ -33,18 +34,10 @@ def _paths(backend: Backend, name: str = "state.bin") -> dict[str, str]:
 def test_each_operation_costs_one_request(gcs_backend: Backend, fake_gcs: Any) -> None:
     store = gcs_backend.open()
     p = _paths(gcs_backend)
-    counts: dict[str, list[str]] = {}
-
-    def measure(name: str, fn: Any) -> Any:
-        mark = fake_gcs.mark()
-        try:
-            return fn()
-        except ConflictError:
-            return None
-        finally:
-            counts[name] = fake_gcs.requests_since(mark)
-
+    counter = RequestCounter(fake_gcs)
+    measure = counter.measure
     first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
+    assert first is not None
     measure("read", store.read)
     measure("info", store.info)
     measure("read_range", lambda: store.read_range(1, 4))
@@ -52,7 +45,7 @@ def test_each_operation_costs_one_request(gcs_backend: Backend, fake_gcs: Any) -
     measure("write_if_match", lambda: store.write([b"x"], expect=first.token + "0"))
     measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
     measure("delete", store.delete)
-    assert counts == {
+    assert counter.counts == {
         "write": [p["upload"]],
         "read": [p["media"]],
         "info": [p["meta"]],

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from remote_checks import RequestCounter, assert_exits_cleanly, start_script
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
@@ -40,25 +36,17 @@ def _options(server: MotoS3, **extra: Any) -> dict[str, Any]:
 def test_each_operation_costs_one_request(s3_backend: Backend, s3_bucket: MotoS3) -> None:
     store = s3_backend.open()
     key = s3_backend.url().removeprefix("s3://")
-    counts: dict[str, list[str]] = {}
-
-    def measure(name: str, fn: Any) -> Any:
-        mark = s3_bucket.mark()
-        try:
-            return fn()
-        except ConflictError:
-            return None
-        finally:
-            counts[name] = s3_bucket.requests_since(mark)
-
+    counter = RequestCounter(s3_bucket)
+    measure = counter.measure
     first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
+    assert first is not None
     measure("read", store.read)
     measure("info", store.info)
     measure("read_range", lambda: store.read_range(1, 4))
     measure("write_if_match", lambda: store.write([b"x"], expect=first.token + "0"))
     measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
     measure("delete", store.delete)
-    assert counts == {
+    assert counter.counts == {
         "write": [f"PUT /{key}"],
         "read": [f"GET /{key}"],
         "info": [f"HEAD /{key}"],
@@ -253,73 +241,18 @@ def test_unknown_access_key_is_a_permission_error(
 
 # -- process exit ---------------------------------------------------------------------------
 
-EXIT_CLEANLY = """
-    import sys, warnings
-    warnings.simplefilter("error")
-    from statevault.storage import open_store
-
-    options = {"key": "testing", "secret": "testing",
-               "client_kwargs": {"endpoint_url": sys.argv[1], "region_name": "us-east-1"}}
-    store = open_store(sys.argv[2], options)
-    store.write([b"bye"])
-    assert bytes(store.read()[0]) == b"bye"
-    other = open_store(sys.argv[2], dict(options, skip_instance_cache=True))
-    assert other.info() is not None
-    del other
-    print("ok", flush=True)
-"""
-
 
 def test_no_unclosed_session_warnings_at_exit(s3_backend: Backend, s3_bucket: MotoS3) -> None:
     """s3fs closes its aiohttp sessions itself (finalizers); nothing leaks or warns."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-c",
-            textwrap.dedent(EXIT_CLEANLY),
-            s3_bucket.endpoint,
-            s3_backend.url(),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
-    for marker in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
-        assert marker not in result.stderr, result.stderr
+    assert_exits_cleanly(s3_backend.url(), dict(s3_bucket.storage_options))
 
 
 # -- backends/s3/serve.py --------------------------------------------------------------------
 
-SERVE_SCRIPT = Path(__file__).resolve().parent.parent / "backends" / "s3" / "serve.py"
-
 
 def test_serve_script_prints_working_options_and_stops_on_ctrl_c() -> None:
-    server = subprocess.Popen(
-        [sys.executable, str(SERVE_SCRIPT), "--bucket", "handtest"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        options = None
-        for line in server.stdout:
-            if line.startswith("STORAGE_OPTIONS="):
-                options = json.loads(line.split("=", 1)[1])
-            if line.startswith("Ctrl-C"):
-                break
-        assert options is not None
+    with start_script("backends/s3/serve.py", "--bucket", "handtest") as options:
         assert options["client_kwargs"]["endpoint_url"].startswith("http://127.0.0.1:")
         store = open_store("s3://handtest/state.bin", options)
         store.write([b"by hand"])
         assert bytes(store.read()[0]) == b"by hand"
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
-    assert out.strip().endswith("stopped")
