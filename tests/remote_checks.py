@@ -1,7 +1,8 @@
 """Checks the cloud backends' own test files share: request counts, a clean process exit, and
 the by-hand start scripts in ``backends/``.
 
-``RequestCounter`` records what the server's own log says each operation sent.
+``RequestCounter`` records what the server's own log says each operation sent
+(``requests_per_operation``: for each of the usual operations in turn).
 ``assert_exits_cleanly`` runs a child that uses two stores (a shared client and a fresh one)
 and exits with warnings as errors: no unclosed session, no ResourceWarning, nothing ignored at
 exit. ``start_script`` runs a ``backends/`` script as a person would, yields the
@@ -15,12 +16,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from statevault.errors import ConflictError
+from statevault.storage import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -47,6 +49,30 @@ class RequestCounter:
             return None
         finally:
             self.counts[name] = self.server.requests_since(mark)
+
+
+def requests_per_operation(
+    server: RequestLog, store: Store, names: Sequence[str]
+) -> dict[str, list[str]]:
+    """A write, then each operation in ``names`` in turn (from: read, info, read_range,
+    read_head, write_if_match (a stale token), write_if_none_match, delete, delete_missing);
+    what the server logged for each."""
+    counter = RequestCounter(server)
+    first = counter.measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
+    assert first is not None
+    operations: dict[str, Callable[[], object]] = {
+        "read": store.read,
+        "info": store.info,
+        "read_range": lambda: store.read_range(1, 4),
+        "read_head": lambda: store.read_head(2),
+        "write_if_match": lambda: store.write([b"x"], expect=first.token + "0"),
+        "write_if_none_match": lambda: store.write([b"x"], expect=None),
+        "delete": store.delete,
+        "delete_missing": store.delete,
+    }
+    for name in names:
+        counter.measure(name, operations[name])
+    return counter.counts
 
 
 EXIT_CLEANLY = """
