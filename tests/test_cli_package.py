@@ -146,7 +146,6 @@ OVER_THE_LIMIT = {
     "codec/_builtin.py",
     "manager.py",
     "frame.py",
-    "storage/local.py",
 }
 
 ALL_MODULES = [

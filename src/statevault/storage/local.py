@@ -11,6 +11,10 @@ Windows); on Windows a replace that meets a reader holding the file open is retr
 bounded backoff, directories are not fsynced (Windows cannot open them; NTFS journals the
 rename) and permission bits are left to the platform (only the read-only flag exists there).
 See docs/storage.md for what is verified on Windows and what only on Linux.
+
+Size: one module on purpose. The fault-injection tests (tests/faults/fs.py) route this
+module's ``os`` and ``open`` through a faulty OS layer, and the Windows branches key on this
+module's ``WINDOWS`` flag; OS helpers moved to another module would leave both, untested.
 """
 
 from __future__ import annotations
