@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
 
 from fsspec.asyn import sync
 
@@ -193,7 +193,7 @@ class ObjectStore(Store, Generic[H]):
         self.url = f"{self.protocol}://{container}/{key}"
         self._lock = process_lock(self.url)
 
-    def sibling(self, suffix: str) -> ObjectStore[H]:
+    def sibling(self, suffix: str) -> Self:
         store = type(self).__new__(type(self))
         store._init(self._handle, self.url + suffix, self._write_timeout)
         return store
