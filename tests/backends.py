@@ -33,6 +33,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
@@ -130,6 +131,20 @@ class MotoS3:
     def stop(self) -> None:
         self._server.stop()
         logging.getLogger("werkzeug").removeHandler(self._log)
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """An outage: the server is down inside the ``with`` block, then up again on the same
+        port; the in-process moto backend keeps the buckets and objects meanwhile."""
+        from moto.server import ThreadedMotoServer
+
+        host, port = self._server.get_host_and_port()
+        self._server.stop()
+        try:
+            yield
+        finally:
+            self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+            self._server.start()
 
     def reset(self) -> None:
         """Forget every bucket and object (moto's own reset endpoint)."""

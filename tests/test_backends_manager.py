@@ -140,39 +140,6 @@ def test_s3_requests_per_save_and_load(s3_backend: Backend, moto_server: MotoS3,
     assert len(moto_server.requests_since(mark)) <= 3
 
 
-def test_s3_outage_spools_and_the_primary_ends_newest(
-    s3_backend: Backend, moto_server: MotoS3, tmp_path: Path
-) -> None:
-    """Stop the S3 server in the middle of a run of saves, keep saving, start it again."""
-    from moto.server import ThreadedMotoServer
-
-    host, port = moto_server.endpoint.removeprefix("http://").split(":")
-    url = s3_backend.url("outage.state")
-    options = dict(s3_backend.storage_options)
-    sm = StateManager(url, storage_options=options, spool_dir=tmp_path / "spool")
-    acknowledged: list[int] = []
-    for i in range(5):
-        assert sm.save_state({"i": i})
-        acknowledged.append(i)
-    moto_server._server.stop()
-    try:
-        for i in range(5, 10):
-            assert sm.save_state({"i": i}) is False  # not acknowledged, but spooled
-        assert sm.get_state_info()["unflushed"] is True
-        assert sm.load_state() == {"i": 9}
-        assert sm.last_load_source == "spool"
-    finally:
-        # Same port, same in-process moto backend: the bucket and objects are still there.
-        server = ThreadedMotoServer(ip_address=host, port=int(port), verbose=False)
-        server.start()
-        moto_server._server = server
-    for i in range(10, 12):
-        assert sm.save_state({"i": i})
-        acknowledged.append(i)
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 11}
-    assert sm.get_state_info()["unflushed"] is False
-
-
 # --------------------------------------------------------------------------- processes
 
 RACER = textwrap.dedent(

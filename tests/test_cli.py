@@ -314,6 +314,16 @@ def test_storage_failure(tmp_path: Path) -> None:
     assert_one_line_error(statevault("show", str(tmp_path / "dir.state")), 10)
 
 
+def test_storage_options_on_a_local_path_say_what_to_do(trading_state: Path) -> None:
+    """Options a local path cannot use are a configuration error, not an unexpected one."""
+    for run in (
+        statevault("info", str(trading_state), "--storage-options", '{"anon": true}'),
+        statevault("show", str(trading_state), env={"STATEVAULT_STORAGE_OPTIONS": '{"a": 1}'}),
+    ):
+        assert_one_line_error(run, 10, "no meaning for a local path", "STATEVAULT_STORAGE_OPTIONS")
+        assert "unexpected error" not in run.err
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     run = statevault("info", str(tmp_path / "none.state"), "--debug")
     assert run.code == 3

@@ -135,7 +135,62 @@ NEW_MODULES = [
     SRC / "trading.py",
 ]
 
+MAX_LINES = 400
+
+#: Modules over the limit that other work is splitting right now. This list may only shrink:
+#: remove a module once it is split (or once its docstring gives a ``Size:`` reason); never
+#: add one (give a new long module a ``Size:`` line instead, or split it).
+OVER_THE_LIMIT = {
+    "codec/_core.py",
+    "codec/_pandas.py",
+    "codec/_builtin.py",
+    "manager.py",
+    "frame.py",
+}
+
+ALL_MODULES = [
+    p for p in sorted(SRC.rglob("*.py")) if p.relative_to(SRC).as_posix() not in OVER_THE_LIMIT
+]
+
+
+def _size_reason(path: Path) -> str | None:
+    """The text after ``Size:`` on a line of the module's docstring, if it has one."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    for line in doc.splitlines():
+        if line.strip().startswith("Size:"):
+            return line.strip().removeprefix("Size:").strip() or None
+    return None
+
 
 @pytest.mark.parametrize("path", NEW_MODULES, ids=lambda p: str(p.relative_to(SRC)))
 def test_layer_and_cli_modules_stay_small(path: Path) -> None:
-    assert _lines(path) <= 400
+    """The layers and the CLI have no excuse: under the limit, whatever their docstring says."""
+    assert _lines(path) <= MAX_LINES
+
+
+@pytest.mark.parametrize("path", ALL_MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_every_module_stays_small_or_says_why(path: Path) -> None:
+    """Issue 11: a module over 400 lines gives its reason at the top (a ``Size:`` line in its
+    docstring), or is split."""
+    name = path.relative_to(SRC).as_posix()
+    lines = _lines(path)
+    assert lines <= MAX_LINES or _size_reason(path), (
+        f"{name} has {lines} lines: split it, or say why at the top of its docstring ('Size: ...')"
+    )
+
+
+def test_the_size_rule_reads_the_docstring(tmp_path: Path) -> None:
+    long_body = "x = 1\n" * (MAX_LINES + 1)
+    plain = tmp_path / "plain.py"
+    plain.write_text(f'"""A module."""\n{long_body}')
+    reasoned = tmp_path / "reasoned.py"
+    reasoned.write_text(f'"""A module.\n\nSize: one table, read top to bottom.\n"""\n{long_body}')
+    empty = tmp_path / "empty.py"
+    empty.write_text(f'"""A module.\n\nSize:\n"""\n{long_body}')
+    commented = tmp_path / "commented.py"
+    commented.write_text(f'"""A module."""\n# Size: not in the docstring\n{long_body}')
+    assert _size_reason(plain) is None
+    assert _size_reason(reasoned) == "one table, read top to bottom."
+    assert _size_reason(empty) is None
+    assert _size_reason(commented) is None
+    assert _lines(plain) > MAX_LINES

@@ -8,13 +8,9 @@ kills (5); ``tox -e stress`` sets 200. The kill moments come from a seeded gener
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
+from typing import Any
 
 import pytest
 
@@ -22,24 +18,9 @@ from statevault import StateManager
 
 from backends import S3_BUCKET, MotoS3
 from faults import count
+from faults.kill import kill_saves
 
 KILLS = count("STATEVAULT_S3_CRASH_KILLS", 5, 200)
-
-# Saves states numbered from its start value, printing each number once save() returned.
-CHILD = r"""
-import json, os, sys
-from statevault import StateManager
-url, options, start, spool = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-sm = StateManager(url, storage_options=options, keep_versions=2, spool_dir=spool)
-sm.load_state()
-pad = os.urandom(64 * 1024)
-i = start
-while True:
-    sm.save({"i": i, "pad": pad, "check": [i] * 100})
-    sys.stdout.write(f"{i}\n")
-    sys.stdout.flush()
-    i += 1
-"""
 
 
 @pytest.mark.s3
@@ -50,32 +31,23 @@ def test_sigkill_during_s3_saves_never_tears_or_loses_the_state(
     url = f"s3://{S3_BUCKET}/crash.state"
     options = s3_bucket.storage_options
     spool = str(tmp_path)
-    rng = random.Random(20261201)
-    next_start = 0
+    saver = {"storage_options": options, "keep_versions": 2, "spool_dir": spool}
+
+    def load() -> dict[str, Any]:
+        state: dict[str, Any] = StateManager(url, storage_options=options, spool_dir=spool).load()
+        return state
+
     kills = 0
-
-    while kills < KILLS:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, url, json.dumps(options), str(next_start), spool],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.strip() == str(next_start), first
-        time.sleep(rng.uniform(0, 0.05))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        acked = [int(first)] + [int(line) for line in proc.stdout.read().split()]
-        proc.stdout.close()
+    for _ in kill_saves(
+        url,
+        saver,
+        kills=KILLS,
+        load=load,
+        rng=random.Random(20261201),
+        max_pause_s=0.05,
+        pad_size=64 * 1024,
+    ):
         kills += 1
-        last = acked[-1]
-        reader = StateManager(url, storage_options=options, spool_dir=spool)
-        state = reader.load()  # never an error
-        assert state["i"] in (last, last + 1), (state["i"], last)
-        assert state["check"] == [state["i"]] * 100
-
-        next_start = state["i"] + 1
     assert kills == KILLS
     # The retained versions are whole states too.
     reader = StateManager(url, storage_options=options, spool_dir=spool, keep_versions=2)

@@ -5,39 +5,29 @@ Request counts come from Azurite's own access log, so they are what the server r
 
 from __future__ import annotations
 
-import json
-import signal
-import socket
-import subprocess
-import sys
-import textwrap
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import statevault
+from remote_checks import assert_exits_cleanly, requests_per_operation, start_script
 from statevault import StateManager
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
     StorageError,
     StoragePermissionError,
-    StorageUnavailableError,
 )
 from statevault.storage import azure as azure_module
 from statevault.storage import open_store
 from statevault.storage.azure import AzureStore
+from statevault.testing import RemoteStoreSuite
 
 from backends import Backend
-from emulators import AZURE_CONTAINER, ROOT, azurite_module
+from emulators import AZURE_CONTAINER, AzureFixtures, azurite_module
 
 pytestmark = pytest.mark.azure
 
-#: A guard against hangs, not a timing assertion: the defaults fail in about 1-3 s.
-UNREACHABLE_BOUND_S = 20
 ACCOUNT = "devstoreaccount1"
 
 
@@ -50,51 +40,13 @@ def _options_for(endpoint: str, **extra: Any) -> dict[str, Any]:
     return {**azurite_module().storage_options(endpoint), **extra}
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts TCP connections (kernel backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield s.getsockname()[1]
-
-
 # -- requests -------------------------------------------------------------------------------
 
 
 def test_each_operation_costs_one_request(azure_backend: Backend, azurite: Any) -> None:
     store = azure_backend.open()
     path = _path(azure_backend)
-    counts: dict[str, list[str]] = {}
-
-    def measure(name: str, fn: Any) -> Any:
-        mark = azurite.mark()
-        try:
-            return fn()
-        except ConflictError:
-            return None
-        finally:
-            counts[name] = azurite.requests_since(mark)
-
-    first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
-    measure("read", store.read)
-    measure("info", store.info)
-    measure("read_range", lambda: store.read_range(1, 4))
-    measure("read_head", lambda: store.read_head(2))
-    measure("write_if_match", lambda: store.write([b"x"], expect=first.token + "0"))
-    measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
-    measure("delete", store.delete)
-    measure("delete_missing", store.delete)
-    assert counts == {
+    expected = {
         "write": [f"PUT {path}"],
         "read": [f"GET {path}"],
         "info": [f"HEAD {path}"],
@@ -105,6 +57,9 @@ def test_each_operation_costs_one_request(azure_backend: Backend, azurite: Any) 
         "delete": [f"DELETE {path}"],
         "delete_missing": [f"DELETE {path}"],
     }
+    # The write first (the later operations need its token), then the rest in this order.
+    operations = [name for name in expected if name != "write"]
+    assert requests_per_operation(azurite, store, operations) == expected
 
 
 def test_a_large_state_is_still_one_put(azure_backend: Backend, azurite: Any) -> None:
@@ -200,83 +155,29 @@ def test_conflict_causes_are_the_services_answers(azure_backend: Backend) -> Non
     assert store.info() is None
 
 
-# -- outage -----------------------------------------------------------------------------------
-
-
-def test_outage_spools_and_the_primary_ends_newest(
-    azure_backend: Backend, azurite: Any, tmp_path: Path
-) -> None:
-    """Stop Azurite in the middle of a run of saves, keep saving, start it again."""
-    url = azure_backend.url("outage.state")
-    options = dict(azure_backend.storage_options)
-    sm = StateManager(url, storage_options=options, spool_dir=tmp_path / "spool")
-    for i in range(5):
-        assert sm.save_state({"i": i})
-    azurite.stop()
-    try:
-        started = time.monotonic()
-        for i in range(5, 10):
-            assert sm.save_state({"i": i}) is False  # not acknowledged, but spooled
-        assert time.monotonic() - started < 5 * UNREACHABLE_BOUND_S
-        assert sm.get_state_info()["unflushed"] is True
-        assert sm.load_state() == {"i": 9}
-        assert sm.last_load_source == "spool"
-        with pytest.raises(StorageUnavailableError):
-            sm.save({"i": 10})
-    finally:
-        azurite.start()  # same port, same data directory
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 4}
-    assert sm.flush_spool()
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 10}
-    assert sm.save_state({"i": 11})
-    assert StateManager(url, storage_options=options, spool_dir=False).load() == {"i": 11}
-    assert sm.get_state_info()["unflushed"] is False
-
-
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_unreachable_endpoint_fails_fast_with_unavailable(closed_port: int) -> None:
-    options = _options_for(f"http://127.0.0.1:{closed_port}", skip_instance_cache=True)
+class TestAzureRemoteStore(RemoteStoreSuite, AzureFixtures):
+    """Fail-fast and outage behaviour (``statevault.testing.RemoteStoreSuite``) on Azurite."""
+
+    remote_url = "az://box/state.bin"
+    secrets = (azurite_module().ACCOUNT_KEY,)
+
+    def endpoint_options(self, endpoint: str) -> dict[str, Any]:
+        return _options_for(endpoint, skip_instance_cache=True)
+
+    def read_timeout_options(self, seconds: float) -> dict[str, Any]:
+        return {"read_timeout": seconds}
+
+    @pytest.fixture
+    def outage(self, azurite: Any) -> Any:
+        return azurite.stopped
+
+
+def test_siblings_keep_the_write_deadline() -> None:
+    options = _options_for("http://127.0.0.1:9", write_timeout=1, skip_instance_cache=True)
     store = open_store("az://box/state.bin", options)
-    for operation in (
-        lambda: store.write([b"x"]),
-        store.read,
-        store.info,
-        lambda: store.read_range(0, 1),
-        lambda: store.read_head(10),
-        store.delete,
-    ):
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-            operation()
-        assert time.monotonic() - started < UNREACHABLE_BOUND_S
-        assert "az://box/state.bin" in str(caught.value)
-        assert caught.value.__cause__ is not None
-        assert azurite_module().ACCOUNT_KEY not in str(caught.value)
-
-
-def test_endpoint_that_never_answers_times_out_as_unavailable(silent_server: int) -> None:
-    options = _options_for(
-        f"http://127.0.0.1:{silent_server}", read_timeout=0.5, skip_instance_cache=True
-    )
-    store = open_store("az://box/state.bin", options)
-    for operation in (lambda: store.write([b"x"]), store.read, store.info):
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-            operation()
-        assert time.monotonic() - started < UNREACHABLE_BOUND_S
-
-
-def test_upload_the_server_never_reads_hits_the_write_deadline(silent_server: int) -> None:
-    options = _options_for(
-        f"http://127.0.0.1:{silent_server}", write_timeout=1, skip_instance_cache=True
-    )
-    store = open_store("az://box/state.bin", options)
-    started = time.monotonic()
-    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-        store.write([bytes(64 * 2**20)])
-    assert time.monotonic() - started < UNREACHABLE_BOUND_S
     assert store.sibling(".h")._write_timeout == 1  # type: ignore[attr-defined]
 
 
@@ -365,71 +266,17 @@ def test_options_defaults_and_sharing(azurite: Any) -> None:
 
 # -- process exit -----------------------------------------------------------------------------
 
-EXIT_CLEANLY = """
-    import sys, warnings
-    warnings.simplefilter("error")
-    from statevault.storage import open_store
-
-    options = {"connection_string": sys.argv[1]}
-    store = open_store(sys.argv[2], options)
-    store.write([b"bye"])
-    assert bytes(store.read()[0]) == b"bye"
-    other = open_store(sys.argv[2], dict(options, skip_instance_cache=True))
-    assert other.info() is not None
-    del other
-    print("ok", flush=True)
-"""
-
 
 def test_no_unclosed_session_warnings_at_exit(azure_backend: Backend) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-c",
-            textwrap.dedent(EXIT_CLEANLY),
-            azure_backend.storage_options["connection_string"],
-            azure_backend.url(),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
-    for marker in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
-        assert marker not in result.stderr, result.stderr
+    assert_exits_cleanly(azure_backend.url(), dict(azure_backend.storage_options))
 
 
 # -- backends/azure/azurite.py by hand --------------------------------------------------------
 
-START_SCRIPT = ROOT / "backends" / "azure" / "azurite.py"
-
 
 def test_start_script_prints_working_options_and_stops_on_ctrl_c() -> None:
-    server = subprocess.Popen(
-        [sys.executable, str(START_SCRIPT), "--container", "handtest"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        options = None
-        for line in server.stdout:
-            if line.startswith("STORAGE_OPTIONS="):
-                options = json.loads(line.split("=", 1)[1])
-            if line.startswith("Ctrl-C"):
-                break
-        assert options is not None
+    with start_script("backends/azure/azurite.py", "--container", "handtest") as options:
         assert "BlobEndpoint=http://127.0.0.1:" in options["connection_string"]
         store = open_store("az://handtest/state.bin", options)
         store.write([b"by hand"])
         assert bytes(store.read()[0]) == b"by hand"
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
-    assert out.strip().endswith("stopped")

@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from statevault import StateManager
 from statevault.errors import (
+    ConfigurationError,
     StateNotFoundError,
+    StorageConfigurationError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -392,6 +395,17 @@ def test_symlinked_state_replaces_the_target_and_keeps_the_link(tmp_path: Path) 
 def test_storage_options_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no meaning for a local path"):
         open_store(tmp_path / "x", {"anon": True})
+
+
+def test_storage_options_on_a_local_path_are_a_configuration_error(tmp_path: Path) -> None:
+    """Typed (never spooled), saying what to do; still a ValueError for older callers."""
+    with pytest.raises(StorageConfigurationError, match="remove them") as caught:
+        open_store(tmp_path / "x", {"anon": True})
+    assert isinstance(caught.value, ConfigurationError)
+    assert "['anon']" in str(caught.value)
+    with pytest.raises(StorageConfigurationError, match="no meaning for a local path"):
+        StateManager(tmp_path / "y.state", storage_options={"anon": True})
+    assert not (tmp_path / "y.state").exists()
 
 
 def test_delete_in_missing_directory_creates_nothing(tmp_path: Path) -> None:

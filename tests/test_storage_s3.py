@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from remote_checks import assert_exits_cleanly, requests_per_operation, start_script
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
@@ -24,23 +18,15 @@ from statevault.errors import (
 from statevault.storage import open_store
 from statevault.storage import s3 as s3_module
 from statevault.storage.s3 import S3Store
+from statevault.testing import RemoteStoreSuite
 
-from backends import S3_BUCKET, Backend, MotoS3
+from backends import S3_BUCKET, Backend, MotoS3, S3Fixtures
 
 pytestmark = pytest.mark.s3
 
 #: A hang guard (pytest-timeout fails the test), not a timing assertion: no test asserts how
 #: long an operation took; the defaults fail in about 2-3 s.
 HANG_GUARD_S = 120
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _options(server: MotoS3, **extra: Any) -> dict[str, Any]:
@@ -50,25 +36,7 @@ def _options(server: MotoS3, **extra: Any) -> dict[str, Any]:
 def test_each_operation_costs_one_request(s3_backend: Backend, s3_bucket: MotoS3) -> None:
     store = s3_backend.open()
     key = s3_backend.url().removeprefix("s3://")
-    counts: dict[str, list[str]] = {}
-
-    def measure(name: str, fn: Any) -> Any:
-        mark = s3_bucket.mark()
-        try:
-            return fn()
-        except ConflictError:
-            return None
-        finally:
-            counts[name] = s3_bucket.requests_since(mark)
-
-    first = measure("write", lambda: store.write([b"abc", memoryview(b"def")]))
-    measure("read", store.read)
-    measure("info", store.info)
-    measure("read_range", lambda: store.read_range(1, 4))
-    measure("write_if_match", lambda: store.write([b"x"], expect=first.token + "0"))
-    measure("write_if_none_match", lambda: store.write([b"x"], expect=None))
-    measure("delete", store.delete)
-    assert counts == {
+    expected = {
         "write": [f"PUT /{key}"],
         "read": [f"GET /{key}"],
         "info": [f"HEAD /{key}"],
@@ -77,6 +45,9 @@ def test_each_operation_costs_one_request(s3_backend: Backend, s3_bucket: MotoS3
         "write_if_none_match": [f"PUT /{key}"],
         "delete": [f"HEAD /{key}", f"DELETE /{key}"],
     }
+    # The write first (the later operations need its token), then the rest in this order.
+    operations = [name for name in expected if name != "write"]
+    assert requests_per_operation(s3_bucket, store, operations) == expected
 
 
 def test_conflict_write_sends_nothing_more(s3_backend: Backend) -> None:
@@ -157,83 +128,52 @@ def test_options_merge_with_fail_fast_defaults(s3_bucket: MotoS3) -> None:
 # -- unreachable endpoint ------------------------------------------------------------------
 
 
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_unreachable_endpoint_fails_fast_with_unavailable(closed_port: int) -> None:
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{closed_port}",
-            "region_name": "us-east-1",
-        },
-    }
-    store = open_store("s3://bucket/state.bin", options)
-    for operation in (
-        lambda: store.write([b"x"]),
-        store.read,
-        store.info,
-        lambda: store.read_range(0, 1),
-        store.delete,
-    ):
-        with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-            operation()
-        assert "s3://bucket/state.bin" in str(caught.value)
-        assert caught.value.__cause__ is not None
-        assert "testing" not in str(caught.value)  # no credentials in messages
+class TestS3RemoteStore(RemoteStoreSuite, S3Fixtures):
+    """Fail-fast and outage behaviour (``statevault.testing.RemoteStoreSuite``) of s3fs
+    against moto on loopback; hangs are left to pytest-timeout (``HANG_GUARD_S``)."""
 
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
+        pytest.mark.s3,
+        pytest.mark.timeout(HANG_GUARD_S),
+    ]
+    remote_url = "s3://bucket/state.bin"
+    secrets = ("testing",)  # no credentials in messages
+    hang_guard_s = None
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
+    def endpoint_options(self, endpoint: str) -> dict[str, Any]:
+        return {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
 
+    def read_timeout_options(self, seconds: float) -> dict[str, Any]:
+        return {"config_kwargs": {"read_timeout": seconds}}
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts TCP connections (kernel backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield s.getsockname()[1]
+    @pytest.fixture
+    def outage(self, s3_bucket: MotoS3) -> Any:
+        return s3_bucket.stopped
 
-
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_endpoint_that_never_answers_times_out_as_unavailable(silent_server: int) -> None:
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{silent_server}",
-            "region_name": "us-east-1",
-        },
-        "config_kwargs": {"read_timeout": 0.5},
-    }
-    store = open_store("s3://bucket/state.bin", options)
-    for operation in (lambda: store.write([b"x"]), store.read, store.info):
+    def test_generic_store_over_s3fs_reports_an_unreachable_endpoint(
+        self, closed_port: int
+    ) -> None:
+        """A cached s3:// URL goes through GenericStore (which asks the S3 backend's
+        ``classify_error`` about s3fs's errors): an unreachable endpoint is still "unavailable"."""
+        s3 = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
+            "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}},
+        }
+        store = open_store("simplecache::s3://bucket/state.bin", {"s3": s3})
+        assert type(store).__name__ == "GenericStore"
         with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-            operation()
+            store.info()
 
 
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_upload_the_server_never_reads_hits_the_write_deadline(silent_server: int) -> None:
-    """A body bigger than the socket buffers blocks the upload itself: the deadline ends it."""
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {
-            "endpoint_url": f"http://127.0.0.1:{silent_server}",
-            "region_name": "us-east-1",
-        },
-        "write_timeout": 1,
-    }
+def test_siblings_keep_the_write_deadline() -> None:
+    options = {"anon": True, "write_timeout": 1}
     store = open_store("s3://bucket/state.bin", options)
-    with pytest.raises(StorageUnavailableError, match="cannot be reached") as caught:
-        store.write([bytes(64 * 2**20)])
-    # Ended by the deadline (fsspec's FSTimeoutError), not by the server or a read timeout.
-    assert any(type(e).__name__ == "FSTimeoutError" for e in _causes(caught.value))
     assert store.sibling(".h")._write_timeout == 1  # type: ignore[attr-defined]
 
 
@@ -294,89 +234,18 @@ def test_unknown_access_key_is_a_permission_error(
 
 # -- process exit ---------------------------------------------------------------------------
 
-EXIT_CLEANLY = """
-    import sys, warnings
-    warnings.simplefilter("error")
-    from statevault.storage import open_store
-
-    options = {"key": "testing", "secret": "testing",
-               "client_kwargs": {"endpoint_url": sys.argv[1], "region_name": "us-east-1"}}
-    store = open_store(sys.argv[2], options)
-    store.write([b"bye"])
-    assert bytes(store.read()[0]) == b"bye"
-    other = open_store(sys.argv[2], dict(options, skip_instance_cache=True))
-    assert other.info() is not None
-    del other
-    print("ok", flush=True)
-"""
-
 
 def test_no_unclosed_session_warnings_at_exit(s3_backend: Backend, s3_bucket: MotoS3) -> None:
     """s3fs closes its aiohttp sessions itself (finalizers); nothing leaks or warns."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error",
-            "-c",
-            textwrap.dedent(EXIT_CLEANLY),
-            s3_bucket.endpoint,
-            s3_backend.url(),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
-    for marker in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
-        assert marker not in result.stderr, result.stderr
+    assert_exits_cleanly(s3_backend.url(), dict(s3_bucket.storage_options))
 
 
 # -- backends/s3/serve.py --------------------------------------------------------------------
 
-SERVE_SCRIPT = Path(__file__).resolve().parent.parent / "backends" / "s3" / "serve.py"
-
 
 def test_serve_script_prints_working_options_and_stops_on_ctrl_c() -> None:
-    server = subprocess.Popen(
-        [sys.executable, str(SERVE_SCRIPT), "--bucket", "handtest"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        options = None
-        for line in server.stdout:
-            if line.startswith("STORAGE_OPTIONS="):
-                options = json.loads(line.split("=", 1)[1])
-            if line.startswith("Ctrl-C"):
-                break
-        assert options is not None
+    with start_script("backends/s3/serve.py", "--bucket", "handtest") as options:
         assert options["client_kwargs"]["endpoint_url"].startswith("http://127.0.0.1:")
         store = open_store("s3://handtest/state.bin", options)
         store.write([b"by hand"])
         assert bytes(store.read()[0]) == b"by hand"
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
-    assert out.strip().endswith("stopped")
-
-
-@pytest.mark.timeout(HANG_GUARD_S)
-def test_generic_store_over_s3fs_reports_an_unreachable_endpoint(closed_port: int) -> None:
-    """A cached s3:// URL goes through GenericStore (which asks the S3 backend's
-    ``classify_error`` about s3fs's errors): an unreachable endpoint is still "unavailable"."""
-    s3 = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
-        "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}},
-    }
-    store = open_store("simplecache::s3://bucket/state.bin", {"s3": s3})
-    assert type(store).__name__ == "GenericStore"
-    with pytest.raises(StorageUnavailableError, match="cannot be reached"):
-        store.info()

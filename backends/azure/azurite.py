@@ -19,21 +19,21 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# backends/localserver.py, with backends/ on sys.path for this one import only (see there).
+sys.path.insert(0, str(HERE.parent))
+try:
+    import localserver
+finally:
+    sys.path.remove(str(HERE.parent))
+
 MAIN_JS = HERE / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
-HOST = "127.0.0.1"  # loopback only: the emulator's account key is public
+HOST = localserver.HOST  # loopback only: the emulator's account key is public
 #: Azurite's built-in development account; its key is published in Azure's documentation.
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
@@ -47,7 +47,6 @@ START_TIMEOUT_S = 120
 _LISTENING = re.compile(r"successfully listens on http://127\.0\.0\.1:(\d+)")
 #: Azurite's access log: ``127.0.0.1 - - [date] "PUT /account/container/blob HTTP/1.1" 201 -``
 _ACCESS = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
-_MARK_PATH = "/statevault-log-mark/"
 
 
 class AzuriteMissingError(RuntimeError):
@@ -95,13 +94,20 @@ def ensure_installed(timeout: float = INSTALL_TIMEOUT_S) -> Path:
     return MAIN_JS
 
 
-class Azurite:
+class Azurite(localserver.ServerProcess):
     """An Azurite blob service on 127.0.0.1, with a log of the requests it answers.
 
     ``stop()`` ends the process and keeps the data directory; ``start()`` runs it again on
-    the same port and data (an outage and a recovery); ``close()`` stops it and removes the
-    data. ``mark()`` / ``requests_since(mark)`` count requests from Azurite's access log.
+    the same port and data (an outage and a recovery; ``stopped()`` is both around a block);
+    ``close()`` stops it and removes the data. ``mark()`` / ``requests_since(mark)`` count
+    requests from Azurite's access log.
     """
+
+    name = "Azurite"
+    missing_error = AzuriteMissingError
+    access = _ACCESS
+    #: How long Azurite may take to start listening (it loads several hundred modules first).
+    start_timeout_s = START_TIMEOUT_S
 
     def __init__(self, port: int = 0) -> None:
         self.main_js = ensure_installed()
@@ -109,103 +115,39 @@ class Azurite:
         if node is None:
             raise AzuriteMissingError("node is not on PATH: Azurite needs node >= 20")
         self._node = node
-        self._data = Path(tempfile.mkdtemp(prefix="statevault-azurite-"))
-        self._lines: list[str] = []
-        self._guard = threading.Condition()
-        self._proc: subprocess.Popen[str] | None = None
-        self.port = port
+        super().__init__(port, "statevault-azurite-")
+        self._listening = False
         self.start()
-        self.endpoint = f"http://{HOST}:{self.port}"
         self.storage_options = storage_options(self.endpoint)
 
-    # -- process ------------------------------------------------------------------------
-
     def start(self) -> None:
-        """Start the emulator (on ``self.port`` if it has one) and wait until it listens."""
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        args = [
+        self._listening = False
+        super().start()
+
+    def command(self) -> list[str]:
+        return [
             self._node,
             str(self.main_js),
             "--blobHost",
             HOST,
             "--blobPort",
-            str(self.port),
+            str(self.port),  # 0 at first: a free one, read back from the start-up line
             "--location",
             str(self._data),
             "--skipApiVersionCheck",  # the Python SDK may be newer than the emulator
             "--loose",  # ignore headers the emulator does not know instead of failing
             "--disableTelemetry",  # no outside connection, ever
         ]
-        self._proc = subprocess.Popen(
-            args,
-            cwd=self._data,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        started = threading.Event()
-        failed: list[str] = []
-        self._reader = threading.Thread(
-            target=self._pump, args=(self._proc, started, failed), daemon=True
-        )
-        self._reader.start()
-        if not started.wait(START_TIMEOUT_S) or failed:
-            self._kill()
-            with self._guard:
-                output = "\n".join(self._lines[-20:])
-            raise AzuriteMissingError(
-                f"Azurite did not start listening within {START_TIMEOUT_S} s:\n{output}"
-            )
 
-    def _pump(
-        self, proc: subprocess.Popen[str], started: threading.Event, failed: list[str]
-    ) -> None:
-        assert proc.stdout is not None
-        with proc.stdout:  # closed at EOF, when the process has ended
-            self._read_lines(proc.stdout, started, failed)
-        failed.append("exited")
-        started.set()
+    def ready(self) -> bool:
+        return self._listening
 
-    def _read_lines(self, stdout: Any, started: threading.Event, failed: list[str]) -> None:
-        for raw in stdout:
-            line = raw.rstrip("\n")
-            with self._guard:
-                self._lines.append(line)
-                self._guard.notify_all()
-            m = _LISTENING.search(line)
-            if m:
-                self.port = int(m.group(1))
-                started.set()
-            elif "Exit due to" in line:
-                failed.append(line)
-                started.set()
-
-    def stop(self) -> None:
-        """End the emulator process (the data stays for ``start``)."""
-        self._kill()
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-        self._reader.join(timeout=30)  # it closes the pipe at EOF
-
-    def close(self) -> None:
-        """Stop the emulator and delete its data."""
-        self._kill()
-        shutil.rmtree(self._data, ignore_errors=True)
-
-    # -- setup and request log ----------------------------------------------------------
+    def on_line(self, line: str) -> str | None:
+        m = _LISTENING.search(line)
+        if m:
+            self.port = int(m.group(1))
+            self._listening = True
+        return line if "Exit due to" in line else None
 
     def create_container(self, name: str) -> None:
         """Create container ``name`` (nothing if it exists), with the SDK's sync client."""
@@ -220,52 +162,6 @@ class Azurite:
         finally:
             client.close()
 
-    def log_lines(self) -> list[str]:
-        """Everything Azurite has printed so far (start-up lines and the access log)."""
-        with self._guard:
-            return list(self._lines)
-
-    def mark(self) -> int:
-        """A position in the request log, for ``requests_since``."""
-        return self._sync()
-
-    def requests_since(self, mark: int) -> list[str]:
-        """``"METHOD /path"`` (query dropped) of each request answered after ``mark``."""
-        end = self._sync()
-        found = []
-        with self._guard:
-            lines = self._lines[mark:end]
-        for line in lines:
-            m = _ACCESS.search(line)
-            if m and _MARK_PATH not in m.group(2):
-                found.append(f"{m.group(1)} {m.group(2).split('?', 1)[0]}")
-        return found
-
-    def _sync(self) -> int:
-        """Send a marker request and wait until the log has its line; return its position.
-
-        Azurite logs a request when its response has been sent, so every request a client
-        saw answered before this call is in the log above the marker's line.
-        """
-        token = uuid.uuid4().hex
-        try:
-            # Loopback http URL built here, never from input.
-            url = f"{self.endpoint}{_MARK_PATH}{token}"
-            with urllib.request.urlopen(url, timeout=30):  # noqa: S310
-                pass
-        except urllib.error.HTTPError:
-            pass  # any answer is logged; an error answer is expected
-        deadline = time.monotonic() + 30
-        with self._guard:
-            while True:
-                for i in range(len(self._lines) - 1, -1, -1):
-                    if token in self._lines[i]:
-                        return i + 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError("Azurite's access log did not show the marker request")
-                self._guard.wait(left)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -278,35 +174,29 @@ def main(argv: list[str] | None = None) -> int:
     except AzuriteMissingError as e:
         print(e, file=sys.stderr)
         return 2
+    shown = 0
+
+    def tick() -> None:
+        nonlocal shown
+        if args.verbose:
+            lines = server.log_lines()
+            for line in lines[shown:]:
+                print(line, flush=True)
+            shown = len(lines)
+
     try:
         server.create_container(args.container)
-        options = server.storage_options
-        url = f"az://{args.container}/demo/state.svlt"
-        print(f"Azurite blob service: {server.endpoint}")
-        print(f"container:            {args.container}")
-        print(f"STORAGE_OPTIONS={json.dumps(options)}")
-        print()
-        print("Try, in another shell:")
-        print(
-            "  python -c 'from statevault.storage import open_store; "
-            f's = open_store("{url}", {json.dumps(options)}); '
-            's.write([b"hello"]); print(s.read())\''
-        )
-        print()
-        print("Ctrl-C to stop (the data goes with the server).", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        shown = 0
-        while not stop.wait(0.5):
-            if args.verbose:
-                lines = server.log_lines()
-                for line in lines[shown:]:
-                    print(line, flush=True)
-                shown = len(lines)
-    finally:
+    except BaseException:
         server.close()
-    print("stopped", flush=True)
+        raise
+    banner = [
+        f"Azurite blob service: {server.endpoint}",
+        f"container:            {args.container}",
+        f"STORAGE_OPTIONS={json.dumps(server.storage_options)}",
+        *localserver.try_lines(f"az://{args.container}/demo/state.svlt", server.storage_options),
+        "Ctrl-C to stop (the data goes with the server).",
+    ]
+    localserver.serve(banner, server.close, tick)
     return 0
 
 

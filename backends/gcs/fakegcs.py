@@ -13,24 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+# backends/localserver.py, with backends/ on sys.path for this one import only (see there).
+sys.path.insert(0, str(HERE.parent))
+try:
+    import localserver
+finally:
+    sys.path.remove(str(HERE.parent))
+
+HOST = localserver.HOST
 START_TIMEOUT_S = 60
 _ACCESS = re.compile(r'\\?"(GET|PUT|POST|HEAD|DELETE|PATCH) (\S+) HTTP/[\d.]+\\?" (\d{3})')
-_MARK_PATH = "/statevault-log-mark/"
 
 
 class FakeGCSMissingError(RuntimeError):
@@ -60,80 +60,31 @@ def _free_port() -> int:
     return port
 
 
-class FakeGCS:
+class FakeGCS(localserver.ServerProcess):
     """fake-gcs-server on 127.0.0.1 with a log of the requests it answers (see Azurite's)."""
+
+    name = "fake-gcs-server"
+    missing_error = FakeGCSMissingError
+    access = _ACCESS
+    start_timeout_s = START_TIMEOUT_S
 
     def __init__(self, port: int = 0) -> None:
         self._binary = binary()
-        self._data = Path(tempfile.mkdtemp(prefix="statevault-fakegcs-"))
-        self.port = port or _free_port()
-        self.endpoint = f"http://{HOST}:{self.port}"
+        super().__init__(port or _free_port(), "statevault-fakegcs-")
         self.storage_options = storage_options(self.endpoint)
-        self._lines: list[str] = []
-        self._guard = threading.Condition()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
         self.start()
 
-    def start(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            return
+    def command(self) -> list[str]:
         args = [str(self._binary), "-scheme", "http", "-host", HOST, "-port", str(self.port)]
         args += ["-backend", "filesystem", "-filesystem-root", str(self._data)]
-        args += ["-external-url", self.endpoint, "-log-level", "info"]
-        self._proc = subprocess.Popen(
-            args,
-            cwd=self._data,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        self._reader = threading.Thread(target=self._pump, args=(self._proc,), daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection((HOST, self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self._kill()
-        raise FakeGCSMissingError(
-            "fake-gcs-server did not start:\n" + "\n".join(self.log_lines()[-20:])
-        )
+        return [*args, "-external-url", self.endpoint, "-log-level", "info"]
 
-    def _pump(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for raw in proc.stdout:
-                with self._guard:
-                    self._lines.append(raw.rstrip("\n"))
-                    self._guard.notify_all()
-
-    def stop(self) -> None:
-        self._kill()
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-        if self._reader is not None:
-            self._reader.join(timeout=30)
-
-    def close(self) -> None:
-        self._kill()
-        shutil.rmtree(self._data, ignore_errors=True)
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def create_bucket(self, name: str) -> None:
         """Create bucket ``name`` (nothing if it exists)."""
@@ -150,44 +101,6 @@ class FakeGCS:
             if e.code != 409:  # already exists
                 raise
 
-    def log_lines(self) -> list[str]:
-        with self._guard:
-            return list(self._lines)
-
-    def mark(self) -> int:
-        return self._sync()
-
-    def requests_since(self, mark: int) -> list[str]:
-        """``"METHOD /path"`` (query dropped) of each request answered after ``mark``."""
-        end = self._sync()
-        with self._guard:
-            lines = self._lines[mark:end]
-        found = []
-        for line in lines:
-            m = _ACCESS.search(line)
-            if m and _MARK_PATH not in m.group(2):
-                found.append(f"{m.group(1)} {m.group(2).split('?', 1)[0]}")
-        return found
-
-    def _sync(self) -> int:
-        token = uuid.uuid4().hex
-        url = f"{self.endpoint}{_MARK_PATH}{token}"
-        try:
-            with urllib.request.urlopen(url, timeout=30):  # noqa: S310 - loopback, built here
-                pass
-        except urllib.error.HTTPError:
-            pass
-        deadline = time.monotonic() + 30
-        with self._guard:
-            while True:
-                for i in range(len(self._lines) - 1, -1, -1):
-                    if token in self._lines[i]:
-                        return i + 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError("fake-gcs-server's log did not show the marker request")
-                self._guard.wait(left)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,19 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server.create_bucket(args.bucket)
-        print(f"fake-gcs-server: {server.endpoint}")
-        print(f"bucket:          {args.bucket}")
-        print(f"STORAGE_OPTIONS={json.dumps(server.storage_options)}")
-        print()
-        print("Ctrl-C to stop (the data goes with the server).", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        while not stop.wait(0.5):
-            pass
-    finally:
+    except BaseException:
         server.close()
-    print("stopped", flush=True)
+        raise
+    banner = [
+        f"fake-gcs-server: {server.endpoint}",
+        f"bucket:          {args.bucket}",
+        f"STORAGE_OPTIONS={json.dumps(server.storage_options)}",
+        "",
+        "Ctrl-C to stop (the data goes with the server).",
+    ]
+    localserver.serve(banner, server.close)
     return 0
 
 

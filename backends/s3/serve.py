@@ -11,12 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
+from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"  # loopback only: this server accepts any credentials
+HERE = Path(__file__).resolve().parent
+# backends/localserver.py, with backends/ on sys.path for this one import only (see there).
+sys.path.insert(0, str(HERE.parent))
+try:
+    import localserver
+finally:
+    sys.path.remove(str(HERE.parent))
+
+HOST = localserver.HOST  # loopback only: this server accepts any credentials
 #: moto accepts any credentials; these are the conventional dummy ones, not a secret.
 DUMMY_KEY = DUMMY_SECRET = "testing"  # noqa: S105
 
@@ -68,27 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
 
-    url = f"s3://{args.bucket}/demo/state.svlt"
-    print(f"moto S3 server: {endpoint}")
-    print(f"bucket:         {args.bucket}")
-    print(f"STORAGE_OPTIONS={json.dumps(options)}")
-    print()
-    print("Try, in another shell:")
-    print(
-        "  python -c 'from statevault.storage import open_store; "
-        f's = open_store("{url}", {json.dumps(options)}); '
-        's.write([b"hello"]); print(s.read())\''
-    )
-    print()
-    print("Ctrl-C to stop (all data is in memory and goes with the server).", flush=True)
-
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    server.stop()
-    print("stopped", flush=True)
+    banner = [
+        f"moto S3 server: {endpoint}",
+        f"bucket:         {args.bucket}",
+        f"STORAGE_OPTIONS={json.dumps(options)}",
+        *localserver.try_lines(f"s3://{args.bucket}/demo/state.svlt", options),
+        "Ctrl-C to stop (all data is in memory and goes with the server).",
+    ]
+    localserver.serve(banner, server.stop)
     return 0
 
 

@@ -32,6 +32,7 @@ The ladder::
     ├── UnreadableStateError        a save would replace a stored state this manager cannot read
     ├── ConfigurationError          the manager's configuration is wrong (never spooled)
     │   └── StorageConfigurationError  ... of the storage (also a StorageError)
+    │       └── StorageOptionsError    storage_options for a backend that takes none
     ├── ValidationError             a validator rejected the state
     └── MigrationError              a schema migration failed or is missing
         └── SchemaVersionError      the state's schema is newer than the code
@@ -55,6 +56,7 @@ __all__ = [
     "StateError",
     "StateNotFoundError",
     "StorageConfigurationError",
+    "StorageOptionsError",
     "StorageError",
     "StoragePermissionError",
     "StorageUnavailableError",
@@ -224,3 +226,8 @@ class SchemaVersionError(MigrationError):
 class StorageConfigurationError(ConfigurationError, StorageError):
     """The storage is misconfigured (a missing bucket, an unknown or invalid storage option,
     a path that is a directory): also a ``StorageError``, but never spooled or retried."""
+
+
+class StorageOptionsError(StorageConfigurationError, ValueError):
+    """``storage_options`` given for a backend that takes none (a local path, ``memory://``);
+    also a ``ValueError``, as it was before it had a type of its own."""

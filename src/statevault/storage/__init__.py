@@ -1,7 +1,8 @@
 """Storage: one object per state URL, read and replaced whole, through fsspec.
 
 ``open_store(url, storage_options)`` returns a ``Store`` for the URL's backend. Each backend
-adapter (one module each: ``local``, ``memory``, ``s3``, ``generic``) owns what differs
+adapter (one module each: ``local``, ``memory``, ``generic``, and ``s3``, ``azure``, ``gcs``,
+small subclasses of the shared object-store core in ``objectstore``) owns what differs
 between backends: how a replace is made atomic, whether ``write(expect=...)`` is a real
 compare-and-swap, and how backend errors become statevault errors. Code outside this package
 never asks which backend it has; it reads ``Store.atomic`` and ``Store.conditional``.

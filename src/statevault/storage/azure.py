@@ -40,10 +40,10 @@ import asyncio
 import copy
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, ClassVar, Final
 
 import adlfs
 from azure.core import MatchConditions
@@ -59,17 +59,9 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, LinearRetry
 from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
-from ..errors import (
-    ConflictError,
-    StateError,
-    StorageError,
-    StoragePermissionError,
-    StorageUnavailableError,
-)
-from .base import ANY, ObjectInfo, Store, check_range, hold, join_chunks, process_lock, redact_url
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
+from ..errors import StorageError, StoragePermissionError, StorageUnavailableError
+from .base import ObjectInfo
+from .objectstore import ObjectStore, content_total
 
 __all__ = ["DEFAULT_CLIENT_OPTIONS", "AzureStore"]
 
@@ -81,9 +73,6 @@ DEFAULT_CLIENT_OPTIONS: Final[Mapping[str, float]] = {
 }
 #: Backoff (seconds, +-0.2) before each retry; the SDK's ExponentialRetry waits 15 s first.
 RETRY_BACKOFF_S: Final = 0.5
-#: A PUT may take this long plus one second per MiB before it is abandoned.
-WRITE_TIMEOUT_BASE_S: Final = 60.0
-WRITE_TIMEOUT_PER_MIB_S: Final = 1.0
 #: The largest blob one Put Blob may carry (service versions from 2019-12-12).
 MAX_PUT_BYTES: Final = 5000 * 2**20
 #: Reads up to this size take one GET.
@@ -189,7 +178,7 @@ def _modified(value: object) -> datetime | None:
     return None
 
 
-class AzureStore(Store):
+class AzureStore(ObjectStore[_Account]):
     """A block blob in an Azure Storage container (or Azurite); atomic and conditional.
 
     ``lock`` is a per-process lock only; across processes use ``write(expect=token)``, which
@@ -198,204 +187,82 @@ class AzureStore(Store):
     """
 
     protocol = "az"
-    atomic = True
-    conditional = True
+    object_word = "a blob"
+    container_word = "container"
+    create_hint = " (az storage container create, or the portal)"
+    credentials_hint = (
+        "the credentials (account key, SAS token, role assignment) in storage_options"
+    )
+    put_limit = "one Azure Put Blob carries at most 5000 MiB"
+    unconditional: ClassVar[Mapping[str, Any]] = {"overwrite": True}
+    if_absent: ClassVar[Mapping[str, Any]] = {"overwrite": False}  # the SDK sends If-None-Match: *
+    not_found_errors = (ResourceNotFoundError,)
+    container_missing_codes = _CONTAINER_MISSING
+    # 412 ConditionNotMet (replaced) and 409 BlobAlreadyExists (created); If-Match on a
+    # deleted blob answers 404 BlobNotFound (deleted_answers_not_found).
+    precondition_errors = (ResourceModifiedError, ResourceExistsError)
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        write_timeout = (storage_options or {}).get("write_timeout")
-        self._init(
-            account_for(storage_options),
-            url,
-            None if write_timeout is None else float(write_timeout),
-        )
+    @staticmethod
+    def if_match(token: str) -> dict[str, Any]:
+        return {"overwrite": True, "etag": token, "match_condition": MatchConditions.IfNotModified}
 
     @classmethod
-    def _on(cls, account: _Account, url: str, write_timeout: float | None) -> AzureStore:
-        store = cls.__new__(cls)
-        store._init(account, url, write_timeout)
-        return store
+    def error_codes(cls, exc: BaseException) -> frozenset[str]:
+        return frozenset(str(c) for c in (_status(exc), _code(exc)) if c is not None)
 
-    def _init(self, account: _Account, url: str, write_timeout: float | None) -> None:
-        self._account = account
-        self._write_timeout = write_timeout
-        container, blob, _ = account.fs.split_path(url)
-        if not container or not blob or url.endswith("/"):
-            raise ValueError(
-                f"{redact_url(url)} does not name a blob: use az://container/path/to/state"
-            )
-        self._container: str = container
-        self._blob_name: str = blob
-        self.url = f"az://{container}/{blob}"
-        self._lock = process_lock(self.url)
+    @classmethod
+    def classify_error(cls, exc: BaseException) -> type[StorageError] | None:
+        if isinstance(exc, ClientAuthenticationError) or _status(exc) in _DENIED_STATUS:
+            return StoragePermissionError
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            return StorageUnavailableError
+        return None
+
+    def _describe(self, exc: BaseException) -> str:
+        # The service's code, not its message (which quotes the string it signed).
+        return f"{type(exc).__name__}: {_code(exc) or _status(exc) or exc}"
+
+    @classmethod
+    def _connect(cls, storage_options: Mapping[str, Any] | None) -> _Account:
+        return account_for(storage_options)
+
+    def _split(self, url: str) -> tuple[str, str]:
+        container, blob, _ = self._handle.fs.split_path(url)
+        return container, blob
+
+    @property
+    def _account(self) -> _Account:
+        return self._handle
+
+    @property
+    def _loop(self) -> Any:
+        return self._handle.fs.loop
+
+    def _max_put_bytes(self) -> int:
+        return MAX_PUT_BYTES
 
     # -- requests -----------------------------------------------------------------------
 
     def _blob(self) -> BlobClient:
-        blob: BlobClient = self._account.client.get_blob_client(self._container, self._blob_name)
+        blob: BlobClient = self._handle.client.get_blob_client(self._container, self._key)
         return blob
 
-    def _run(self, coro_fn: Any, *args: Any, timeout: float | None = None) -> Any:
-        # fsspec cancels the coroutine at the timeout and raises FSTimeoutError (a
-        # TimeoutError, so it translates to StorageUnavailableError).
-        return sync(self._account.fs.loop, coro_fn, *args, timeout=timeout)
-
-    def _put_deadline(self, size: int) -> float:
-        if self._write_timeout is not None:
-            return self._write_timeout
-        return WRITE_TIMEOUT_BASE_S + WRITE_TIMEOUT_PER_MIB_S * size / 2**20
-
-    async def _download(self, offset: int | None, length: int | None) -> tuple[Any, bytes]:
-        downloader = await self._blob().download_blob(offset=offset, length=length)
+    async def _get(self, start: int | None, length: int | None) -> tuple[bytes, ObjectInfo]:
+        downloader = await self._blob().download_blob(offset=start, length=length)
         data: bytes = await downloader.readall()
-        return downloader.properties, data
-
-    async def _properties(self) -> Any:
-        return await self._blob().get_blob_properties()
-
-    async def _upload(self, data: bytes, expect: object) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"overwrite": True}
-        if expect is None:
-            kwargs = {"overwrite": False}  # the SDK sends If-None-Match: *
-        elif expect is not ANY:
-            kwargs.update(etag=str(expect), match_condition=MatchConditions.IfNotModified)
-        response: dict[str, Any] = await self._blob().upload_blob(
-            data, blob_type="BlockBlob", length=len(data), max_concurrency=1, **kwargs
-        )
-        return response
-
-    async def _delete(self) -> None:
-        await self._blob().delete_blob()
-
-    # -- errors ---------------------------------------------------------------------------
-
-    def _fail(self, exc: BaseException, action: str) -> StorageError:
-        """Azure's failures as statevault errors, ``exc`` chained; the rest via the base."""
-        err: StorageError
-        if isinstance(exc, ClientAuthenticationError) or _status(exc) in _DENIED_STATUS:
-            err = StoragePermissionError(
-                f"Access denied while {action} {self.url}: check the credentials "
-                f"(account key, SAS token, role assignment) in storage_options. "
-                f"({type(exc).__name__}: {_code(exc) or _status(exc)})"
-            )
-        elif _code(exc) in _CONTAINER_MISSING:
-            err = StorageError(
-                f"The container {self._container!r} does not exist while {action} {self.url}: "
-                "create it (az storage container create, or the portal) or fix the URL."
-            )
-        elif isinstance(exc, ServiceRequestError | ServiceResponseError):
-            err = StorageUnavailableError(
-                f"Storage for {self.url} cannot be reached while {action}: check the endpoint, "
-                f"network and credentials, then retry. ({type(exc).__name__}: {exc})"
-            )
-        else:
-            return self._translate(exc, action)
-        err.__cause__ = exc
-        return err
-
-    def _missing_blob(self, exc: BaseException) -> bool:
-        return isinstance(exc, ResourceNotFoundError) and _code(exc) not in _CONTAINER_MISSING
-
-    # -- Store --------------------------------------------------------------------------
-
-    def read(self) -> tuple[Buffer, ObjectInfo]:
-        """One GET; the ETag and the bytes come from the same response."""
-        try:
-            props, data = self._run(self._download, None, None)
-        except Exception as e:
-            if self._missing_blob(e):
-                raise self._not_found(e) from e
-            raise self._fail(e, "reading") from e
-        return data, ObjectInfo(len(data), _modified(props.last_modified), str(props.etag))
-
-    def read_range(self, start: int, end: int) -> bytes:
-        check_range(start, end)
-        if end <= start:
-            if self.info() is None:
-                raise self._not_found()
-            return b""
-        try:
-            _, data = self._run(self._download, start, end - start)
-        except Exception as e:
-            if self._missing_blob(e):
-                raise self._not_found(e) from e
-            if _status(e) == 416:
-                return b""  # start is at or past the end of the blob
-            raise self._fail(e, "reading") from e
-        result: bytes = data
-        return result
-
-    def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
-        """One ranged GET: the first bytes and the ETag of the same blob version."""
-        if length <= 0:
-            info = self.info()
-            return None if info is None else (b"", info)
-        try:
-            props, data = self._run(self._download, 0, length)
-        except Exception as e:
-            if self._missing_blob(e):
-                return None
-            if _status(e) == 416:  # an empty blob has no byte 0
-                info = self.info()
-                return None if info is None else (b"", info)
-            raise self._fail(e, "reading") from e
-        # Content-Range: "bytes 0-99/12345"; absent when the whole blob was sent.
-        total = str(props.content_range or "").rpartition("/")[2]
-        size = int(total) if total.isdigit() else len(data)
+        props = downloader.properties
+        size = content_total(props.content_range, len(data))
         return data, ObjectInfo(size, _modified(props.last_modified), str(props.etag))
 
-    def info(self) -> ObjectInfo | None:
-        try:
-            props = self._run(self._properties)
-        except Exception as e:
-            if self._missing_blob(e):
-                return None
-            raise self._fail(e, "inspecting") from e
+    async def _head(self) -> ObjectInfo:
+        props = await self._blob().get_blob_properties()
         return ObjectInfo(int(props.size), _modified(props.last_modified), str(props.etag))
 
-    def write(self, chunks: Sequence[Buffer], *, expect: object = ANY) -> ObjectInfo:
-        """One Put Blob; ``expect`` becomes ``If-None-Match: *`` or ``If-Match: <etag>``."""
-        data = join_chunks(chunks)
-        if len(data) > MAX_PUT_BYTES:
-            raise StorageError(
-                f"Cannot save {len(data)} bytes to {self.url}: one Azure Put Blob carries at "
-                "most 5000 MiB. Enable compression or split the state."
-            )
-        with self._lock:
-            try:
-                response = self._run(
-                    self._upload, data, expect, timeout=self._put_deadline(len(data))
-                )
-            except StateError:
-                raise
-            except Exception as e:
-                # 412 ConditionNotMet (replaced), 409 BlobAlreadyExists (created), and
-                # If-Match on a deleted blob, which answers 404 BlobNotFound.
-                if expect is not ANY and (
-                    isinstance(e, ResourceModifiedError | ResourceExistsError)
-                    or self._missing_blob(e)
-                    or _status(e) == 412
-                ):
-                    raise ConflictError(
-                        f"stored object changed: {self.url} was created, replaced or deleted "
-                        "by another writer since it was last read. Load it again, merge, "
-                        "and save."
-                    ) from e
-                raise self._fail(e, "saving") from e
+    async def _put(self, data: bytes, conditions: dict[str, Any]) -> ObjectInfo:
+        response: dict[str, Any] = await self._blob().upload_blob(
+            data, blob_type="BlockBlob", length=len(data), max_concurrency=1, **conditions
+        )
         return ObjectInfo(len(data), _modified(response.get("last_modified")), response["etag"])
 
-    def delete(self) -> bool:
-        with self._lock:
-            try:
-                self._run(self._delete)
-            except Exception as e:
-                if self._missing_blob(e):
-                    return False
-                raise self._fail(e, "deleting") from e
-            return True
-
-    def lock(self) -> AbstractContextManager[None]:
-        """A per-process lock (re-entrant); Azure leases are not used, use ``expect``."""
-        return hold(self._lock)
-
-    def sibling(self, suffix: str) -> AzureStore:
-        return AzureStore._on(self._account, self.url + suffix, self._write_timeout)
+    async def _remove(self) -> None:
+        await self._blob().delete_blob()

@@ -3,8 +3,9 @@
 A ``Store`` is one object (a file, a key) at one URL. It reads and replaces that object as a
 whole, optionally only if it is still the version the caller last saw (compare-and-swap), and
 translates every backend failure into the statevault error ladder with the original chained.
-Per-backend differences live in one module per backend (``local``, ``memory``, ``s3``,
-``generic``); nothing outside this package asks which backend it is talking to.
+Per-backend differences live in one module per backend (``local``, ``memory``, ``generic``,
+and ``s3``, ``azure``, ``gcs`` over the shared ``objectstore`` core); nothing outside this
+package asks which backend it is talking to.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import (
     StateNotFoundError,
     StorageConfigurationError,
     StorageError,
+    StorageOptionsError,
     StoragePermissionError,
     StorageUnavailableError,
 )
@@ -42,6 +44,8 @@ __all__ = [
     "check_expected",
     "exception_chain",
     "conflict_error",
+    "describe_error",
+    "reject_storage_options",
     "translate_error",
 ]
 
@@ -261,6 +265,23 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+# -- options --------------------------------------------------------------------------------
+
+
+def reject_storage_options(options: Mapping[str, Any] | None, target: str) -> None:
+    """Refuse ``storage_options`` for a backend that takes none (``target``: "a local path").
+
+    ``StorageOptionsError`` (a configuration error: never spooled; exit status 10 in the CLI)
+    names the options and where they may have come from.
+    """
+    if options:
+        raise StorageOptionsError(
+            f"storage_options {sorted(options)} have no meaning for {target}: remove them "
+            "(--storage-options or STATEVAULT_STORAGE_OPTIONS on the command line), or give "
+            "the URL of a backend that takes options (s3://, az://, gs://, ...)."
+        )
+
+
 # -- error translation ----------------------------------------------------------------------
 
 
@@ -296,7 +317,7 @@ def translate_error(
     err: StorageError
     if kind is StorageConfigurationError:
         err = StorageConfigurationError(
-            f"The storage of {url} is misconfigured ({action}): {_describe(exc)}. Fix the URL "
+            f"The storage of {url} is misconfigured ({action}): {describe_error(exc)}. Fix the URL "
             "or storage_options; nothing was spooled, since retrying cannot help."
         )
     elif any(isinstance(e, IsADirectoryError) for e in chain):
@@ -313,29 +334,29 @@ def translate_error(
         # invalid endpoint): no retry or spool can help.
         err = StorageConfigurationError(
             f"The storage of {url} rejected its configuration while {action}: "
-            f"{_describe(exc)}. Check storage_options and the URL."
+            f"{describe_error(exc)}. Check storage_options and the URL."
         )
     elif kind is StoragePermissionError or (
         kind is None and any(isinstance(e, PermissionError) for e in chain)
     ):
         err = StoragePermissionError(
             f"Access denied while {action} {url}: check file permissions, or the credentials "
-            f"and bucket policy in storage_options. ({_describe(exc)})"
+            f"and bucket policy in storage_options. ({describe_error(exc)})"
         )
     elif kind is StorageUnavailableError or (
         kind is None and any(isinstance(e, _UNAVAILABLE) for e in chain)
     ):
         err = StorageUnavailableError(
             f"Storage for {url} cannot be reached while {action}: check the endpoint, network "
-            f"and credentials, then retry. ({_describe(exc)})"
+            f"and credentials, then retry. ({describe_error(exc)})"
         )
     elif any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain):
         err = StorageError(
             f"No space left while {action} {url}: free disk space or raise the quota, then "
-            f"retry; the previously stored state is unchanged. ({_describe(exc)})"
+            f"retry; the previously stored state is unchanged. ({describe_error(exc)})"
         )
     else:
-        err = StorageError(f"Storage failed while {action} {url}: {_describe(exc)}")
+        err = StorageError(f"Storage failed while {action} {url}: {describe_error(exc)}")
     err.__cause__ = exc
     return err
 
@@ -370,6 +391,7 @@ def check_expected(url: str, current: ObjectInfo | None, expect: object) -> None
         raise conflict_error(url, expect)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception (the type alone when it has no message)."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

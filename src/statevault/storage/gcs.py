@@ -26,30 +26,24 @@ import copy
 import json
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 import gcsfs
-from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
-from ..errors import ConflictError, StateError, StorageError, StoragePermissionError
-from .base import ANY, ObjectInfo, Store, check_range, hold, join_chunks, process_lock, redact_url
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
+from ..errors import StorageError, StoragePermissionError
+from .base import ObjectInfo
+from .objectstore import ObjectStore, byte_range, content_total
 
 __all__ = ["GCSStore"]
 
 DEFAULT_REQUESTS_TIMEOUT: Final = 5
 DEFAULT_RETRIES: Final = 1
 RETRY_BACKOFF_S: Final = 0.5
-WRITE_TIMEOUT_BASE_S: Final = 60.0
-WRITE_TIMEOUT_PER_MIB_S: Final = 1.0
 #: A single multipart upload is meant for small objects; GCS accepts up to 5 TiB, but we
 #: keep the same ceiling as the other backends so a state never needs a resumable upload.
 MAX_PUT_BYTES: Final = 5 * 2**30
@@ -77,7 +71,7 @@ def make_filesystem(storage_options: Mapping[str, Any] | None) -> tuple[gcsfs.GC
 
 
 class _HTTPStatus(Exception):
-    """A non-2xx answer we act on (412, 416, 404 where gcsfs would not say)."""
+    """A non-2xx answer (the codes ``ObjectStore`` reads are its status as text)."""
 
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"HTTP {status}: {text[:200]}")
@@ -95,7 +89,13 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-class GCSStore(Store):
+def _info(headers: Mapping[str, str], size: int) -> ObjectInfo:
+    return ObjectInfo(
+        size, _parse_time(headers.get("Last-Modified")), str(headers["X-Goog-Generation"])
+    )
+
+
+class GCSStore(ObjectStore[tuple[gcsfs.GCSFileSystem, int]]):
     """An object in a GCS bucket (or an emulator); atomic and conditional.
 
     ``lock`` is a per-process lock only; across processes use ``write(expect=token)``, which
@@ -103,34 +103,83 @@ class GCSStore(Store):
     """
 
     protocol = "gs"
-    atomic = True
-    conditional = True
+    credentials_hint = "the credentials (token, service account) and the bucket's IAM policy"
+    put_limit = "statevault sends a state in one upload of at most 5 GiB"
+    if_absent: ClassVar[Mapping[str, Any]] = {"ifGenerationMatch": "0"}
+    not_found_codes = frozenset({"404"})
+    # A 404 reaches ``_fail`` only when it is the bucket's: ``_is_missing`` answers an
+    # object's 404 first (after asking whether the bucket exists), and an upload 404s only
+    # without a bucket.
+    container_missing_codes = frozenset({"404"})
+    # ifGenerationMatch on a deleted object answers 412, like a stale generation.
+    deleted_answers_not_found = False
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        fs, retries = make_filesystem(storage_options)
-        write_timeout = (storage_options or {}).get("write_timeout")
-        self._init(fs, retries, url, None if write_timeout is None else float(write_timeout))
+    @staticmethod
+    def if_match(token: str) -> dict[str, Any]:
+        return {"ifGenerationMatch": token}
+
+    @classmethod
+    def error_codes(cls, exc: BaseException) -> frozenset[str]:
+        return frozenset({str(exc.status)}) if isinstance(exc, _HTTPStatus) else frozenset()
+
+    @classmethod
+    def classify_error(cls, exc: BaseException) -> type[StorageError] | None:
+        if cls.error_codes(exc) & {"401", "403"}:
+            return StoragePermissionError
+        return None
+
+    @classmethod
+    def _connect(cls, storage_options: Mapping[str, Any] | None) -> tuple[gcsfs.GCSFileSystem, int]:
+        return make_filesystem(storage_options)
+
+    def _split(self, url: str) -> tuple[str, str]:
+        bucket, key, _ = self._fs.split_path(url)
+        return bucket, key
+
+    @property
+    def _fs(self) -> gcsfs.GCSFileSystem:
+        return self._handle[0]
+
+    @property
+    def _retries(self) -> int:
+        return max(0, self._handle[1])
+
+    @property
+    def _loop(self) -> Any:
+        return self._fs.loop
+
+    def _max_put_bytes(self) -> int:
+        return MAX_PUT_BYTES
 
     def _init(
-        self, fs: gcsfs.GCSFileSystem, retries: int, url: str, write_timeout: float | None
+        self, handle: tuple[gcsfs.GCSFileSystem, int], url: str, write_timeout: float | None
     ) -> None:
-        self._fs = fs
-        self._retries = max(0, retries)
-        self._write_timeout = write_timeout
-        bucket, key, _ = fs.split_path(url)
-        if not bucket or not key or url.endswith("/"):
-            raise ValueError(
-                f"{redact_url(url)} does not name an object: use gs://bucket/path/to/state"
-            )
-        self._bucket: str = bucket
-        self._key: str = key
-        self.url = f"gs://{bucket}/{key}"
-        self._lock = process_lock(self.url)
-        location = fs._location.rstrip("/")
-        object_path = f"b/{quote(bucket, safe='')}/o/{quote(key, safe='')}"
+        super()._init(handle, url, write_timeout)
+        location = self._fs._location.rstrip("/")
+        bucket = quote(self._container, safe="")
+        object_path = f"b/{bucket}/o/{quote(self._key, safe='')}"
         self._meta_url = f"{location}/storage/v1/{object_path}"
         self._media_url = f"{location}/download/storage/v1/{object_path}"
-        self._upload_url = f"{location}/upload/storage/v1/b/{quote(bucket, safe='')}/o"
+        self._upload_url = f"{location}/upload/storage/v1/b/{bucket}/o"
+        self._bucket_url = f"{location}/storage/v1/b/{bucket}"
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _is_missing(self, exc: BaseException) -> bool:
+        """A 404 for the object itself, not for its bucket (which is a misconfiguration)."""
+        return self._missing_at_probe(exc) and not self._bucket_missing()
+
+    def _missing_at_probe(self, exc: BaseException) -> bool:
+        # No bucket probe here: this is the first-save probe, kept to one request; a
+        # missing bucket is reported by the upload that follows (uploads 404 only then).
+        return "404" in self.error_codes(exc)
+
+    def _bucket_missing(self) -> bool:
+        try:
+            status: int = self._run(self._send, "GET", self._bucket_url)[0]
+        except Exception:  # noqa: BLE001 - the original 404 is reported instead
+            return False
+        return status == 404
 
     # -- requests -----------------------------------------------------------------------
 
@@ -170,140 +219,29 @@ class GCSStore(Store):
                 attempt += 1
                 await asyncio.sleep(RETRY_BACKOFF_S)
 
-    def _fail(self, status: int, body: bytes, action: str) -> StorageError:
-        text = body.decode(errors="replace")[:300]
-        if status in (401, 403):
-            return StoragePermissionError(
-                f"Access denied while {action} {self.url}: check the credentials (token, "
-                f"service account) and the bucket's IAM policy. (HTTP {status}: {text})"
-            )
-        if status == 404:
-            return StorageError(
-                f"The bucket {self._bucket!r} does not exist while {action} {self.url}: "
-                f"create it or fix the URL. (HTTP 404: {text})"
-            )
-        return StorageError(f"Storage failed while {action} {self.url}: HTTP {status}: {text}")
+    async def _expect(
+        self, ok: tuple[int, ...], method: str, url: str, **kwargs: Any
+    ) -> tuple[Mapping[str, str], bytes]:
+        """``_send``; an answer outside ``ok`` is raised as ``_HTTPStatus``."""
+        status, headers, body = await self._send(method, url, **kwargs)
+        if status not in ok:
+            raise _HTTPStatus(status, body.decode(errors="replace")[:300])
+        return headers, body
 
-    def _call(
-        self,
-        action: str,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        data: bytes | None = None,
-        timeout: float | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """``_send`` from this thread; failures to reach the service become StorageErrors."""
-        try:
-            result: tuple[int, Mapping[str, str], bytes] = sync(
-                self._fs.loop, self._send, method, url, params, headers, data, timeout=timeout
-            )
-        except StateError:
-            raise
-        except Exception as e:
-            # fsspec raises FSTimeoutError (a TimeoutError) at the deadline -> unavailable.
-            raise self._translate(e, action) from e
-        return result
-
-    def _get(self, action: str, byte_range: str | None) -> tuple[int, Mapping[str, str], bytes]:
-        headers = {"Range": byte_range} if byte_range else None
-        return self._call(action, "GET", self._media_url, params={"alt": "media"}, headers=headers)
-
-    def _object_missing(self, status: int, body: bytes) -> bool:
-        """A 404 for the object itself, not for its bucket (which is a misconfiguration)."""
-        if status != 404:
-            return False
-        return not self._bucket_missing()
-
-    def _bucket_missing(self) -> bool:
-        location = self._fs._location.rstrip("/")
-        url = f"{location}/storage/v1/b/{quote(self._bucket, safe='')}"
-        try:
-            status, _, _ = self._call("inspecting", "GET", url)
-        except StorageError:
-            return False  # the original 404 is reported instead
-        return status == 404
-
-    @staticmethod
-    def _info(headers: Mapping[str, str], size: int) -> ObjectInfo:
-        return ObjectInfo(
-            size, _parse_time(headers.get("Last-Modified")), str(headers["X-Goog-Generation"])
+    async def _get(self, start: int | None, length: int | None) -> tuple[bytes, ObjectInfo]:
+        span = byte_range(start, length)
+        headers = {"Range": span} if span else None
+        answer, body = await self._expect(
+            (200, 206), "GET", self._media_url, params={"alt": "media"}, headers=headers
         )
+        return body, _info(answer, content_total(answer.get("Content-Range"), len(body)))
 
-    @staticmethod
-    def _total(headers: Mapping[str, str], fallback: int) -> int:
-        total = str(headers.get("Content-Range") or "").rpartition("/")[2]
-        return int(total) if total.isdigit() else fallback
+    async def _head(self) -> ObjectInfo:
+        _, body = await self._expect((200,), "GET", self._meta_url)
+        meta = json.loads(body)
+        return ObjectInfo(int(meta["size"]), _parse_time(meta.get("updated")), meta["generation"])
 
-    # -- Store --------------------------------------------------------------------------
-
-    def read(self) -> tuple[Buffer, ObjectInfo]:
-        """One media GET; the generation and the bytes come from the same response."""
-        status, headers, body = self._get("reading", None)
-        if status == 200:
-            return body, self._info(headers, len(body))
-        if self._object_missing(status, body):
-            raise self._not_found()
-        raise self._fail(status, body, "reading")
-
-    def read_range(self, start: int, end: int) -> bytes:
-        check_range(start, end)
-        if end <= start:
-            if self.info() is None:
-                raise self._not_found()
-            return b""
-        status, _, body = self._get("reading", f"bytes={start}-{end - 1}")
-        if status in (200, 206):
-            return body[: end - start]
-        if status == 416:
-            return b""  # start is at or past the end of the object
-        if self._object_missing(status, body):
-            raise self._not_found()
-        raise self._fail(status, body, "reading")
-
-    def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
-        """One ranged GET: the first bytes and the generation of the same object."""
-        if length <= 0:
-            info = self.info()
-            return None if info is None else (b"", info)
-        status, headers, body = self._get("reading", f"bytes=0-{length - 1}")
-        if status in (200, 206):
-            return body[:length], self._info(headers, self._total(headers, len(body)))
-        if status == 416:  # an empty object
-            info = self.info()
-            return None if info is None else (b"", info)
-        if status == 404:
-            # No bucket probe here: this is the first-save probe, kept to one request; a
-            # missing bucket is reported by the upload that follows (uploads 404 only then).
-            return None
-        raise self._fail(status, body, "reading")
-
-    def info(self) -> ObjectInfo | None:
-        status, _, body = self._call("inspecting", "GET", self._meta_url)
-        if status == 200:
-            meta = json.loads(body)
-            return ObjectInfo(
-                int(meta["size"]), _parse_time(meta.get("updated")), meta["generation"]
-            )
-        if self._object_missing(status, body):
-            return None
-        raise self._fail(status, body, "inspecting")
-
-    def write(self, chunks: Sequence[Buffer], *, expect: object = ANY) -> ObjectInfo:
-        """One multipart upload; ``expect`` becomes ``ifGenerationMatch`` (0 for None)."""
-        data = join_chunks(chunks)
-        if len(data) > MAX_PUT_BYTES:
-            raise StorageError(
-                f"Cannot save {len(data)} bytes to {self.url}: statevault sends a state in one "
-                "upload of at most 5 GiB. Enable compression or split the state."
-            )
-        params = {"uploadType": "multipart"}
-        if expect is None:
-            params["ifGenerationMatch"] = "0"
-        elif expect is not ANY:
-            params["ifGenerationMatch"] = str(expect)
+    async def _put(self, data: bytes, conditions: dict[str, Any]) -> ObjectInfo:
         boundary = f"statevault-{secrets.token_hex(8)}"
         body = b"".join(
             [
@@ -314,46 +252,16 @@ class GCSStore(Store):
                 f"\r\n--{boundary}--\r\n".encode(),
             ]
         )
-        headers = {"Content-Type": f"multipart/related; boundary={boundary}"}
-        deadline = self._write_timeout
-        if deadline is None:
-            deadline = WRITE_TIMEOUT_BASE_S + WRITE_TIMEOUT_PER_MIB_S * len(data) / 2**20
-        with self._lock:
-            status, _, answer = self._call(
-                "saving",
-                "POST",
-                self._upload_url,
-                params=params,
-                headers=headers,
-                data=body,
-                timeout=deadline,
-            )
-        if status == 200:
-            meta = json.loads(answer)
-            return ObjectInfo(len(data), _parse_time(meta.get("updated")), meta["generation"])
-        if status == 404:
-            raise self._fail(404, answer, "saving")  # an upload 404s only without a bucket
-        if status == 412 and expect is not ANY:
-            raise ConflictError(
-                f"stored object changed: {self.url} was created, replaced or deleted by "
-                "another writer since it was last read. Load it again, merge, and save."
-            ) from StorageError(f"HTTP 412: {answer.decode(errors='replace')[:200]}")
-        raise self._fail(status, answer, "saving")
+        _, answer = await self._expect(
+            (200,),
+            "POST",
+            self._upload_url,
+            params={"uploadType": "multipart", **conditions},
+            headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+            data=body,
+        )
+        meta = json.loads(answer)
+        return ObjectInfo(len(data), _parse_time(meta.get("updated")), meta["generation"])
 
-    def delete(self) -> bool:
-        with self._lock:
-            status, _, body = self._call("deleting", "DELETE", self._meta_url)
-        if status in (200, 204):
-            return True
-        if self._object_missing(status, body):
-            return False
-        raise self._fail(status, body, "deleting")
-
-    def lock(self) -> AbstractContextManager[None]:
-        """A per-process lock (re-entrant); GCS offers no lock, use ``expect``."""
-        return hold(self._lock)
-
-    def sibling(self, suffix: str) -> GCSStore:
-        store = GCSStore.__new__(GCSStore)
-        store._init(self._fs, self._retries, self.url + suffix, self._write_timeout)
-        return store
+    async def _remove(self) -> None:
+        await self._expect((200, 204), "DELETE", self._meta_url)

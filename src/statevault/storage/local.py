@@ -11,6 +11,10 @@ Windows); on Windows a replace that meets a reader holding the file open is retr
 bounded backoff, directories are not fsynced (Windows cannot open them; NTFS journals the
 rename) and permission bits are left to the platform (only the read-only flag exists there).
 See docs/storage.md for what is verified on Windows and what only on Linux.
+
+Size: one module on purpose. The fault-injection tests (tests/faults/fs.py) route this
+module's ``os`` and ``open`` through a faulty OS layer, and the Windows branches key on this
+module's ``WINDOWS`` flag; OS helpers moved to another module would leave both, untested.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .base import (
     check_expected,
     check_range,
     head_crc,
+    reject_storage_options,
 )
 
 if TYPE_CHECKING:
@@ -302,11 +307,7 @@ class LocalStore(Store):
         follow_symlinks: bool = True,
     ) -> None:
         """``follow_symlinks=False``: the directory is resolved, the file itself never followed."""
-        if storage_options:
-            raise ValueError(
-                f"storage_options {sorted(storage_options)} have no meaning for a local path; "
-                "pass none."
-            )
+        reject_storage_options(storage_options, "a local path")
         path = url[len("file://") :] if url.startswith("file://") else url
         path = os.path.expanduser(path)
         if follow_symlinks:

@@ -27,6 +27,7 @@ from .base import (
     hold,
     join_chunks,
     process_lock,
+    reject_storage_options,
 )
 
 if TYPE_CHECKING:
@@ -69,11 +70,7 @@ class MemoryStore(Store):
     conditional = True
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        if storage_options:
-            raise ValueError(
-                f"storage_options {sorted(storage_options)} have no meaning for memory://; "
-                "pass none."
-            )
+        reject_storage_options(storage_options, "memory://")
         self._fs = MemoryFileSystem()
         self.path: str = self._fs._strip_protocol(url)
         self.url = f"memory://{self.path}"

@@ -38,38 +38,22 @@ import copy
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, ClassVar, Final
 
 import s3fs
-from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
 from ..errors import (
-    StateError,
     StorageConfigurationError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
 )
-from .base import (
-    ANY,
-    ObjectInfo,
-    Store,
-    check_range,
-    conflict_error,
-    exception_chain,
-    hold,
-    join_chunks,
-    process_lock,
-    redact_url,
-)
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
+from .base import ObjectInfo, exception_chain
+from .objectstore import ObjectStore, byte_range, content_total
 
 __all__ = [
     "DEFAULT_CONFIG_KWARGS",
@@ -87,9 +71,6 @@ DEFAULT_CONFIG_KWARGS: Final[Mapping[str, Any]] = {
     "retries": {"total_max_attempts": 2, "mode": "standard"},
 }
 DEFAULT_RETRIES: Final = 1
-#: A PUT may take this long plus one second per MiB before it is abandoned.
-WRITE_TIMEOUT_BASE_S: Final = 60.0
-WRITE_TIMEOUT_PER_MIB_S: Final = 1.0
 #: The largest object one PUT may carry.
 MAX_PUT_BYTES: Final = 5 * 2**30
 
@@ -241,7 +222,7 @@ def _info(response: Mapping[str, Any], size: int) -> ObjectInfo:
     return ObjectInfo(size=size, modified=_modified(response), token=str(response["ETag"]))
 
 
-class S3Store(Store):
+class S3Store(ObjectStore[_Filesystem]):
     """An object in an S3 bucket (AWS or any S3-compatible server); atomic and conditional.
 
     ``lock`` is a per-process lock only; across processes use ``write(expect=token)``,
@@ -250,77 +231,71 @@ class S3Store(Store):
     """
 
     protocol = "s3"
-    atomic = True
-    conditional = True
+    put_limit = "one S3 PUT carries at most 5 GiB"
+    missing_container_error = StorageConfigurationError
+    if_absent: ClassVar[Mapping[str, Any]] = {"IfNoneMatch": "*"}
+    # s3fs raises FileNotFoundError for NoSuchKey and for a HEAD's bare 404.
+    not_found_errors = (FileNotFoundError,)
+    container_missing_codes = _MISCONFIGURED_CODES
+    precondition_errors = (FileExistsError,)
+    precondition_codes = _CONFLICT_CODES
+    range_codes = _RANGE_NOT_SATISFIABLE
+    delete_reports_missing = False
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        write_timeout = (storage_options or {}).get("write_timeout")
-        self._init(
-            _Filesystem(storage_options),
-            url,
-            None if write_timeout is None else float(write_timeout),
-        )
+    @staticmethod
+    def if_match(token: str) -> dict[str, Any]:
+        return {"IfMatch": token}
 
     @classmethod
-    def _on(cls, fs: _Filesystem, url: str, write_timeout: float | None) -> S3Store:
-        store = cls.__new__(cls)
-        store._init(fs, url, write_timeout)
-        return store
-
-    def _init(self, handle: _Filesystem, url: str, write_timeout: float | None) -> None:
-        self._handle = handle
-        self._write_timeout = write_timeout
-        fs = handle.get()
-        self.path: str = fs._strip_protocol(url)
-        bucket, key, _ = fs.split_path(self.path)
-        if not bucket or not key or url.endswith("/"):
-            raise ValueError(
-                f"{redact_url(url)} does not name an object: use s3://bucket/path/to/state"
-            )
-        self._bucket: str = bucket
-        self._key: str = key
-        self.url = f"s3://{bucket}/{key}"
-        self._lock = process_lock(self.url)
-
-    @property
-    def _fs(self) -> s3fs.S3FileSystem:
-        return self._handle.get()
-
-    # -- requests -----------------------------------------------------------------------
+    def error_codes(cls, exc: BaseException) -> frozenset[str]:
+        code = error_code(exc)
+        return frozenset() if code is None else frozenset({code})
 
     @classmethod
     def classify_error(cls, exc: BaseException) -> type[StorageError] | None:
         return classify_s3_error(exc)
 
-    def _run(self, coro_fn: Any, *args: Any, timeout: float | None = None) -> Any:
-        # fsspec cancels the coroutine at the timeout and raises FSTimeoutError (a
-        # TimeoutError, so it translates to StorageUnavailableError).
-        return sync(self._fs.loop, coro_fn, *args, timeout=timeout)
+    @classmethod
+    def _connect(cls, storage_options: Mapping[str, Any] | None) -> _Filesystem:
+        return _Filesystem(storage_options)
 
-    def _put_deadline(self, size: int) -> float:
-        if self._write_timeout is not None:
-            return self._write_timeout
-        return WRITE_TIMEOUT_BASE_S + WRITE_TIMEOUT_PER_MIB_S * size / 2**20
+    def _split(self, url: str) -> tuple[str, str]:
+        bucket, key, _ = self._fs.split_path(self._fs._strip_protocol(url))
+        return bucket, key
 
-    async def _get(self, byte_range: str | None) -> tuple[dict[str, Any], bytes]:
-        extra = {"Range": byte_range} if byte_range else {}
+    @property
+    def _fs(self) -> s3fs.S3FileSystem:
+        return self._handle.get()
+
+    @property
+    def _loop(self) -> Any:
+        return self._fs.loop
+
+    def _max_put_bytes(self) -> int:
+        return MAX_PUT_BYTES
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def _get(self, start: int | None, length: int | None) -> tuple[bytes, ObjectInfo]:
+        span = byte_range(start, length)
+        extra = {"Range": span} if span else {}
         response: dict[str, Any] = await self._fs._call_s3(
-            "get_object", Bucket=self._bucket, Key=self._key, **extra
+            "get_object", Bucket=self._container, Key=self._key, **extra
         )
         body = response["Body"]
         try:
             data: bytes = await body.read()
         finally:
             body.close()
-        return response, data
+        return data, _info(response, content_total(response.get("ContentRange"), len(data)))
 
-    async def _head(self) -> dict[str, Any]:
+    async def _head(self) -> ObjectInfo:
         response: dict[str, Any] = await self._fs._call_s3(
-            "head_object", Bucket=self._bucket, Key=self._key
+            "head_object", Bucket=self._container, Key=self._key
         )
-        return response
+        return _info(response, int(response["ContentLength"]))
 
-    async def _put(self, data: bytes, conditions: dict[str, str]) -> dict[str, Any]:
+    async def _put(self, data: bytes, conditions: dict[str, Any]) -> ObjectInfo:
         client = await self._fs.set_session()
         # Registered last on the generic event, so it runs after botocore's add_expect_header;
         # the unique id makes re-registration (every PUT, and on a refreshed client) a no-op.
@@ -328,125 +303,9 @@ class S3Store(Store):
             "before-call.s3", _no_expect_continue, unique_id=_NO_EXPECT_ID
         )
         response: dict[str, Any] = await self._fs._call_s3(
-            "put_object", Bucket=self._bucket, Key=self._key, Body=data, **conditions
+            "put_object", Bucket=self._container, Key=self._key, Body=data, **conditions
         )
-        return response
-
-    async def _delete(self) -> None:
-        await self._fs._call_s3("delete_object", Bucket=self._bucket, Key=self._key)
-
-    # -- Store --------------------------------------------------------------------------
-
-    def read(self) -> tuple[Buffer, ObjectInfo]:
-        """One GET; the ETag and the bytes come from the same response."""
-        try:
-            response, data = self._run(self._get, None)
-        except FileNotFoundError as e:
-            self._check_bucket(e, "reading")
-            raise self._not_found(e) from e
-        except Exception as e:
-            raise self._translate(e, "reading") from e
-        return data, _info(response, len(data))
-
-    def read_range(self, start: int, end: int) -> bytes:
-        check_range(start, end)
-        if end <= start:
-            if self.info() is None:
-                raise self._not_found()
-            return b""
-        try:
-            _, data = self._run(self._get, f"bytes={start}-{end - 1}")
-        except FileNotFoundError as e:
-            self._check_bucket(e, "reading")
-            raise self._not_found(e) from e
-        except Exception as e:
-            if error_code(e) in _RANGE_NOT_SATISFIABLE:
-                return b""  # start is at or past the end of the object
-            raise self._translate(e, "reading") from e
-        result: bytes = data
-        return result
-
-    def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
-        """One ranged GET: the first bytes and the ETag of the same object version."""
-        if length <= 0:
-            info = self.info()
-            return None if info is None else (b"", info)
-        try:
-            response, data = self._run(self._get, f"bytes=0-{length - 1}")
-        except FileNotFoundError as e:
-            self._check_bucket(e, "reading")
-            return None
-        except Exception as e:
-            if error_code(e) in _RANGE_NOT_SATISFIABLE:  # an empty object
-                info = self.info()
-                return None if info is None else (b"", info)
-            raise self._translate(e, "reading") from e
-        # Content-Range: "bytes 0-99/12345"; absent when the whole object was sent.
-        total = str(response.get("ContentRange") or "").rpartition("/")[2]
-        size = int(total) if total.isdigit() else len(data)
-        return data, _info(response, size)
-
-    def info(self) -> ObjectInfo | None:
-        try:
-            response = self._run(self._head)
-        except FileNotFoundError:
-            return None
-        except Exception as e:
-            raise self._translate(e, "inspecting") from e
-        return _info(response, int(response["ContentLength"]))
-
-    def write(self, chunks: Sequence[Buffer], *, expect: object = ANY) -> ObjectInfo:
-        """One PUT; ``expect`` becomes ``If-None-Match: *`` or ``If-Match: <etag>``."""
-        data = join_chunks(chunks)
-        if len(data) > MAX_PUT_BYTES:
-            raise StorageError(
-                f"Cannot save {len(data)} bytes to {self.url}: one S3 PUT carries at most "
-                "5 GiB. Enable compression or split the state."
-            )
-        conditions: dict[str, str] = {}
-        if expect is None:
-            conditions["IfNoneMatch"] = "*"
-        elif expect is not ANY:
-            conditions["IfMatch"] = str(expect)
-        with self._lock:
-            try:
-                response = self._run(
-                    self._put, data, conditions, timeout=self._put_deadline(len(data))
-                )
-            except StateError:
-                raise
-            except Exception as e:
-                self._check_bucket(e, "saving")
-                # If-Match on a deleted key answers 404, not 412: the object changed too.
-                if conditions and (
-                    isinstance(e, FileExistsError | FileNotFoundError)
-                    or error_code(e) in _CONFLICT_CODES
-                ):
-                    raise conflict_error(self.url, expect) from e
-                raise self._translate(e, "saving") from e
         return _info(response, len(data))
 
-    def delete(self) -> bool:
-        with self._lock:
-            if self.info() is None:
-                return False
-            try:
-                self._run(self._delete)
-            except Exception as e:
-                raise self._translate(e, "deleting") from e
-            return True
-
-    def _check_bucket(self, exc: BaseException, action: str) -> None:
-        """A "not found" that is the bucket's, not the key's, is a configuration error."""
-        if error_code(exc) in _MISCONFIGURED_CODES:
-            raise StorageConfigurationError(
-                f"The bucket {self._bucket!r} of {self.url} does not exist (or its name is "
-                f"invalid) while {action}: create it or fix the URL; nothing was spooled."
-            ) from exc
-
-    def lock(self) -> AbstractContextManager[None]:
-        """A per-process lock (re-entrant); S3 itself offers no lock, use ``expect``."""
-        return hold(self._lock)
-
-    def sibling(self, suffix: str) -> S3Store:
-        return S3Store._on(self._handle, self.url + suffix, self._write_timeout)
+    async def _remove(self) -> None:
+        await self._fs._call_s3("delete_object", Bucket=self._container, Key=self._key)
