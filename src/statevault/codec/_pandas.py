@@ -144,7 +144,11 @@ def _values(obj: Any) -> Any:
 
 def _enc_values(e: Encoder, obj: Any, depth: int, segment: str) -> Any:
     """The encoded data of a Series/Index/column: object arrays of str travel as buffers."""
-    values = _values(obj)
+    return _enc_array(e, _values(obj), depth, segment)
+
+
+def _enc_array(e: Encoder, values: Any, depth: int, segment: str) -> Any:
+    """Encode what ``_values`` gives (an ndarray or an ExtensionArray)."""
     if type(values) is np.ndarray and values.dtype.kind == "O":
         doc = _pd_strings.object_strings(e, values, depth + 1)
         if doc is not None:
@@ -417,20 +421,65 @@ def enc_frame(e: Encoder, df: Any, depth: int) -> Any:
         "index": e.child(df.index, depth, ".index"),
         "columns": e.child(df.columns, depth, ".columns"),
     }
-    ncols = df.shape[1]
-    dtypes = df.dtypes.tolist() if ncols else []
-    first = dtypes[0] if dtypes else None
-    if isinstance(first, np.dtype) and first.kind != "O" and all(t == first for t in dtypes):
+    arrays = _column_arrays(df)
+    first = arrays[0].dtype if arrays else None
+    if isinstance(first, np.dtype) and first.kind != "O" and all(a.dtype == first for a in arrays):
         # One homogeneous numpy block: a single 2-D buffer (a view, Fortran order, no copy).
         out["block"] = e.child(df.to_numpy(), depth, ".values")
     else:
         columns = df.columns
-        cols = []
-        for j in range(ncols):
-            col = df.iloc[:, j]
-            cols.append(_enc_values(e, col, depth, f"[{_label(columns[j])}].values"))
-        out["cols"] = cols
+        out["cols"] = [
+            _enc_array(e, values, depth, f"[{_label(columns[j])}].values")
+            for j, values in enumerate(arrays)
+        ]
     return _extras(e, df, depth, out)
+
+
+def _column_arrays_public(df: Any) -> list[Any]:
+    return [_values(df.iloc[:, j]) for j in range(df.shape[1])]
+
+
+def _column_arrays_fast(df: Any) -> list[Any]:
+    # pandas' own per-column iterator (2.2 to 3.x): each column's array as its block stores
+    # it, read-only use only, no Series built; numpy-dtype extension arrays (a naive
+    # DatetimeArray) are turned into the ndarray that Series.to_numpy() gives (a view).
+    return [
+        np.asarray(a) if type(a) is not np.ndarray and isinstance(a.dtype, np.dtype) else a
+        for a in df._iter_column_arrays()
+    ]
+
+
+def _same_arrays(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(
+        type(x) is type(y)
+        and x.dtype == y.dtype
+        and len(x) == len(y)
+        and bool(np.all(np.asarray(x, dtype=object) == np.asarray(y, dtype=object)))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _probe_columns() -> bool:
+    """True if the fast column arrays are exactly the public ones on this pandas."""
+    try:
+        n = 3
+        frame = pd.DataFrame(
+            {
+                "i": np.arange(n, dtype=np.int32),
+                "f": np.linspace(0.0, 1.0, n),
+                "o": np.array(["a", 1, None], dtype=object),
+                "s": pd.array(["x", "y", "z"], dtype="string"),
+                "m": np.array([0, 1, 2], dtype="M8[ns]"),
+                "t": pd.date_range("2024-01-01", periods=n, tz="UTC"),
+                "c": pd.Categorical(["u", "v", "u"]),
+                "n": pd.array([1, 2, 3], dtype="Int64"),
+                "b": np.array([True, False, True]),
+            }
+        )
+        frame.insert(1, "f2", frame["f"] * 2)  # a second float block, not consolidated
+        return _same_arrays(_column_arrays_fast(frame), _column_arrays_public(frame))
+    except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
+        return False
 
 
 def _label(value: Any) -> str:
@@ -510,6 +559,8 @@ def _probe() -> bool:
     except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
         return False
 
+
+_column_arrays = _column_arrays_fast if _probe_columns() else _column_arrays_public
 
 if _probe():
     _make_datetime_array = _datetime_array_fast
