@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from statevault import StateManager
-from statevault.codec import Codec, _pandas
+from statevault.codec import Codec, _pd_frame
 
 from strategies import frames
 
@@ -27,19 +27,19 @@ codec = Codec()
 
 def test_the_fast_column_path_is_in_use() -> None:
     # The probe passed on this stack (2.2 and 3.x are both expected to pass it).
-    assert _pandas._column_arrays is _pandas._column_arrays_fast
+    assert _pd_frame._column_arrays is _pd_frame._column_arrays_fast
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_fast_and_public_column_paths_store_the_same_bytes(df: Any) -> None:
     fast = b"".join(codec.dumps(df))
-    original = _pandas._column_arrays
-    _pandas._column_arrays = _pandas._column_arrays_public
+    original = _pd_frame._column_arrays
+    _pd_frame._column_arrays = _pd_frame._column_arrays_public
     try:
         public = b"".join(codec.dumps(df))
     finally:
-        _pandas._column_arrays = original
+        _pd_frame._column_arrays = original
     assert fast == public
 
 
