@@ -20,8 +20,12 @@ from contextlib import suppress
 
 __all__ = ["MAPPED_MIN", "writable_buffer"]
 
-MAPPED_MIN = 4 << 20
-"""Buffers of at least this many bytes are mapped; smaller ones are a ``bytearray``."""
+MAPPED_MIN = 32 << 20
+"""Buffers of at least this many bytes are mapped; smaller ones are a ``bytearray``.
+
+glibc's malloc serves requests below its mmap threshold (which grows up to 32 MiB on 64-bit)
+from the heap, where the memory a previous load freed is reused without new page faults;
+above it every ``bytearray`` is a fresh mapping anyway, and pays the zero fill on top."""
 
 _FLAGS = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
 _HUGE = getattr(mmap, "MADV_HUGEPAGE", None)
