@@ -29,6 +29,19 @@ import pandas as pd
 
 from statevault import StateManager
 
+KINDS = ("default", "python", "pyarrow", "category")
+"""String forms ``--strings`` can choose: the stack's default ``str`` (pandas 3: pyarrow storage
+if installed, else python storage with NaN; pandas 2.2: object columns of str), StringDtype
+with python or pyarrow storage, or categoricals of strings (the index stays ``default``)."""
+
+
+def as_kind(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` with its two string columns in the string form ``kind`` (one of ``KINDS``)."""
+    if kind == "default":
+        return df
+    dtype: Any = "category" if kind == "category" else pd.StringDtype(kind)
+    return df.astype({"symbol": dtype, "side": dtype})
+
 
 def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     """``rows`` short strings in two columns plus a float column, on an index of strings."""
@@ -97,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", default=None, help="where the work directory goes")
+    parser.add_argument("--strings", choices=KINDS, default="default", help="string form")
     args = parser.parse_args(argv)
     if args.repeat < 5:
         parser.error("--repeat must be at least 5 (medians of >= 5 runs)")
 
-    df = make_frame(args.rows)
+    df = as_kind(make_frame(args.rows), args.strings)
     state = {"trades": df}
     work = Path(tempfile.mkdtemp(prefix="sv-bench-strings-", dir=args.dir))
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from bench import strings
@@ -22,3 +23,12 @@ def test_strings_bench_frame_shape() -> None:
     assert df.index.name == "ticket"
     assert df.index.is_unique
     assert len(df) == 10
+
+
+@pytest.mark.parametrize("kind", ["python", "category"])
+def test_strings_bench_kinds(kind: str) -> None:
+    df = strings.as_kind(strings.make_frame(10), kind)
+    expected = "category" if kind == "category" else pd.StringDtype("python")
+    assert df["symbol"].dtype == expected
+    assert df["side"].dtype == expected
+    assert df["px"].dtype == "float64"

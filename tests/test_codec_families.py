@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from statevault.codec import _core
+from statevault.codec import _base, _core
 from statevault.codec._families import FAMILIES, Family
 
 CODEC_DIR = Path(_core.__file__).parent
@@ -47,7 +47,8 @@ def test_codec_modules_have_no_import_cycle() -> None:
         for p in CODEC_DIR.glob("*.py")
         if p.stem != "__init__"
     }
-    assert "statevault.codec._builtin" not in graph["statevault.codec._core"]
+    for engine in ("_core", "_base", "_encoder", "_decoder", "_fail"):
+        assert "statevault.codec._builtin" not in graph[f"statevault.codec.{engine}"]
     done: set[str] = set()
 
     def walk(module: str, stack: tuple[str, ...]) -> None:
@@ -66,9 +67,9 @@ def test_every_family_module_imports_alone_without_side_effects() -> None:
     for family in FAMILIES:
         code = (
             "import importlib\n"
-            "from statevault.codec import _core\n"
+            "from statevault.codec import _base\n"
             f"m = importlib.import_module({family.module!r})\n"
-            "assert not _core.BASE_ENCODERS and not _core.BASE_DECODERS, 'import registered'\n"
+            "assert not _base.BASE_ENCODERS and not _base.BASE_DECODERS, 'import registered'\n"
             "assert isinstance(m.ENCODERS, dict) and isinstance(m.DECODERS, dict)\n"
         )
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -80,24 +81,24 @@ def test_every_tag_is_within_its_familys_prefix() -> None:
     for family in FAMILIES:
         module = importlib.import_module(family.module)
         for tag in module.DECODERS:
-            owner = _core.family_of_tag(tag)
+            owner = _base.family_of_tag(tag)
             assert owner is (None if family.eager else family), (family.module, tag)
 
 
 _DUMP = (
     "import sys\n"
-    "from statevault.codec import _core, Codec\n"
+    "from statevault.codec import _base, _core, Codec\n"
     "from statevault.codec._families import FAMILIES\n"
     "lazy = [f for f in FAMILIES if not f.eager]\n"
     "order = lazy if sys.argv[1] == 'forward' else lazy[::-1]\n"
     "for f in order:\n"
-    "    _core.load_family(f)\n"
+    "    _base.load_family(f)\n"
     "Codec().tables()\n"
     "enc = sorted((_core.type_label(t), f.__module__ + '.' + f.__qualname__)\n"
-    "             for t, f in _core.BASE_ENCODERS.items())\n"
+    "             for t, f in _base.BASE_ENCODERS.items())\n"
     "dec = sorted((t, f.__module__ + '.' + f.__qualname__)\n"
-    "             for t, f in _core.BASE_DECODERS.items())\n"
-    "sub = sorted(_core.type_label(t) for t in _core.BASE_SUBCLASS_ENCODERS)\n"
+    "             for t, f in _base.BASE_DECODERS.items())\n"
+    "sub = sorted(_core.type_label(t) for t in _base.BASE_SUBCLASS_ENCODERS)\n"
     "print(repr((enc, dec, sub)))\n"
 )
 
@@ -121,9 +122,9 @@ def test_a_family_that_breaks_the_table_is_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, rogue.__name__, rogue)
     _core.Codec().tables()  # the standard library family is loaded: int is taken
     with pytest.raises(RuntimeError, match="breaks the family table"):
-        _core.load_family(Family(rogue.__name__, ("rogue",), "x.", ""))
-    assert rogue.__name__ not in _core._loaded
-    assert "x.thing" not in _core.BASE_DECODERS
+        _base.load_family(Family(rogue.__name__, ("rogue",), "x.", ""))
+    assert rogue.__name__ not in _base._loaded
+    assert "x.thing" not in _base.BASE_DECODERS
 
 
 def test_missing_family_library_names_the_install_hint() -> None:
@@ -146,7 +147,7 @@ def test_missing_family_library_names_the_install_hint() -> None:
 def test_families_sharing_a_root_all_load_and_a_missing_optional_one_is_skipped() -> None:
     code = (
         "import sys, types, fractions\n"
-        "from statevault.codec import _core, Codec\n"
+        "from statevault.codec import _base, _core, Codec\n"
         "from statevault.codec._families import Family\n"
         "ok = types.ModuleType('fam_ok')\n"
         "ok.ENCODERS = {fractions.Fraction: lambda e, o, d: {'$t': 'q.frac', 'v': str(o)}}\n"
@@ -154,11 +155,11 @@ def test_families_sharing_a_root_all_load_and_a_missing_optional_one_is_skipped(
         "sys.modules['fam_ok'] = ok\n"
         "sys.modules['fam_missing'] = None  # its optional library is not installed\n"
         "missing = Family('fam_missing', ('fractions',), 'q.m.', 'x (pip install x)')\n"
-        "_core._BY_ROOT['fractions'] = (missing, Family('fam_ok', ('fractions',), 'q.', ''))\n"
-        "_core._BY_PREFIX[:0] = [missing, _core._BY_ROOT['fractions'][1]]\n"
+        "_base._BY_ROOT['fractions'] = (missing, Family('fam_ok', ('fractions',), 'q.', ''))\n"
+        "_base._BY_PREFIX[:0] = [missing, _base._BY_ROOT['fractions'][1]]\n"
         "doc = Codec().encode(fractions.Fraction(1, 3)).doc\n"
         "assert doc == {'$t': 'q.frac', 'v': '1/3'}, doc\n"
-        "assert 'fam_missing' not in _core._loaded\n"
+        "assert 'fam_missing' not in _base._loaded\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

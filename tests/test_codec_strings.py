@@ -26,6 +26,7 @@ from statevault.errors import DecodeError
 from strategies import assert_same, round_trips
 from strategies_pandas import (
     HAS_NA_VALUE,
+    HAS_PYARROW,
     STRING_KINDS,
     hpd_string_frames,
     object_string_arrays,
@@ -200,6 +201,37 @@ def test_offset_inside_a_character_raises() -> None:
     enc.buffers[0] = memoryview(np.array([0, 1, 1, 2], dtype=np.int32).tobytes())
     enc.buffers[1] = memoryview(data)
     with pytest.raises(DecodeError, match="splits a character"):
+        codec.decode(enc)
+
+
+def _arrow_doc(offsets: list[int], data: bytes) -> Encoded:
+    enc = _strings_doc("pyarrow", "NA")
+    enc.doc["pairs"]["n"] = len(offsets) - 1
+    enc.doc["pairs"]["offsets"]["shape"] = [len(offsets)]
+    enc.buffers[0] = memoryview(np.array(offsets, dtype=np.int32).tobytes())
+    enc.buffers[1] = memoryview(data)
+    return enc
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="Arrow string storage needs pyarrow on this stack")
+@pytest.mark.parametrize(
+    ("offsets", "data", "match"),
+    [
+        ([0, 2, 1, 3], b"abc", "offsets"),  # decreasing, ASCII data: no UTF-8 check needed
+        ([0, 1, 2, 4], b"abc", "offsets"),  # beyond the data
+        ([0, 1, 3], "aé".encode(), None),  # valid non-ASCII: loads
+        ([0, 1, 2, 3], "aé".encode(), "damaged"),  # an offset inside "é"
+        ([0, 1, 2], b"a\xff", "damaged"),  # not UTF-8
+        ([0, 3], "\ud800".encode("utf-8", "surrogatepass"), "damaged"),  # lone surrogate
+    ],
+)
+def test_arrow_string_data_is_validated(offsets: list[int], data: bytes, match: str | None) -> None:
+    enc = _arrow_doc(offsets, data)
+    if match is None:
+        out = codec.decode(enc)["pairs"]
+        assert out.tolist() == ["a", "é"]
+        return
+    with pytest.raises(DecodeError, match=match):
         codec.decode(enc)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .checksum import crc32
 from .errors import (
     CorruptStateError,
     IntegrityError,
@@ -237,7 +238,7 @@ def build_frame(
         crc = 0
         length = 0
         for p in parts:
-            crc = zlib.crc32(p, crc)
+            crc = crc32(p, crc)  # sections: the fast CRC (same values as zlib's)
             length += _nbytes(p)
         table.append([length, crc])
         stored.append(parts)
@@ -628,7 +629,7 @@ class FrameReader:
                 f"{entry.offset + len(span)}: it was cut short; restore a backup or save again"
             )
         stored = span[: entry.length]
-        if zlib.crc32(stored) != entry.crc32:
+        if crc32(stored) != entry.crc32:
             raise IntegrityError(
                 f"section {index} is damaged (checksum mismatch): the object was changed after "
                 "writing; restore a backup"

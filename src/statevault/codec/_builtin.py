@@ -2,82 +2,32 @@
 
 Each encoder returns a tagged JSON object; each decoder receives that object with its fields
 already decoded and rebuilds the value. Field values are validated: a damaged document raises
-(and the codec reports a DecodeError with the path) instead of producing a wrong value.
+(and the codec reports a DecodeError with the path) instead of producing a wrong value. This
+is the eager family's module: numbers, bytes, containers and other scalars here, dates, times
+and zones in ``_stdtime`` (merged into these tables), field readers in ``_fields``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-import functools
-import os
 import pathlib
-import re
 import uuid
-import zoneinfo
 from collections import OrderedDict
-from collections.abc import Callable
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
+from statevault.codec import _stdtime
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder, short_repr
+from statevault.codec._fields import field, list_field, str_field
 from statevault.errors import DecodeError, UnknownTypeTagError
 
-__all__ = [
-    "INLINE_BYTES",
-    "decode_tzinfo",
-    "field",
-    "int_field",
-    "list_field",
-    "str_field",
-    "zone_key",
-]
+__all__ = ["DECODERS", "ENCODERS", "INLINE_BYTES"]
 
 INLINE_BYTES = 512
 """bytes up to this size are stored inline (base64) in the document, larger ones as buffers."""
 
 _INT_LIMIT = 1 << 64  # ints beyond 64 bits are stored as hex (JSON readers and digit limits)
-
-
-def field(d: dict[str, Any], key: str) -> Any:
-    """A required field of a tagged object (KeyError names the field when missing)."""
-    try:
-        return d[key]
-    except KeyError:
-        raise DecodeError(f"the {d.get(TAG)!r} value has no {key!r} field") from None
-
-
-def str_field(d: dict[str, Any], key: str) -> str:
-    """A required str field."""
-    value = field(d, key)
-    if type(value) is not str:
-        raise DecodeError(f"field {key!r} of a {d.get(TAG)!r} value must be a str")
-    return value
-
-
-def int_field(d: dict[str, Any], key: str) -> int:
-    """A required int field (not bool)."""
-    value = field(d, key)
-    if type(value) is not int:
-        raise DecodeError(f"field {key!r} of a {d.get(TAG)!r} value must be an int")
-    return value
-
-
-def list_field(d: dict[str, Any], key: str) -> list[Any]:
-    """A required list field."""
-    value = field(d, key)
-    if type(value) is not list:
-        raise DecodeError(f"field {key!r} of a {d.get(TAG)!r} value must be a list")
-    return value
-
-
-def decode_tzinfo(value: Any) -> dt.tzinfo | None:
-    """A decoded ``tz`` field: None or a tzinfo."""
-    if value is None or isinstance(value, dt.tzinfo):
-        return value
-    raise DecodeError(f"a time zone field holds a {type(value).__name__}, not a tzinfo")
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -220,168 +170,6 @@ def dec_range(_: Decoder, d: dict[str, Any]) -> range:
     return range(v[0], v[1], v[2])
 
 
-# --- dates and times -------------------------------------------------------------------------
-
-
-def enc_datetime(e: Encoder, obj: dt.datetime, depth: int) -> Any:
-    tz = obj.tzinfo
-    if tz is None:
-        out: dict[str, Any] = {TAG: "datetime", "v": obj.isoformat()}
-    else:
-        # Wall time plus the tzinfo object itself (not just an offset), so ZoneInfo keys and
-        # timezone names survive; fold disambiguates repeated wall times.
-        out = {TAG: "datetime", "v": obj.replace(tzinfo=None).isoformat()}
-        out["tz"] = e.child(tz, depth, ".tzinfo")
-    if obj.fold:
-        out["fold"] = 1
-    return out
-
-
-def _fold(d: dict[str, Any]) -> int:
-    fold = d.get("fold", 0)
-    if fold not in (0, 1) or type(fold) is not int:
-        raise DecodeError("'fold' must be 0 or 1")
-    return fold
-
-
-def dec_datetime(_: Decoder, d: dict[str, Any]) -> dt.datetime:
-    value = dt.datetime.fromisoformat(str_field(d, "v"))
-    if value.tzinfo is not None:
-        raise DecodeError("a 'datetime' value must hold a wall time without offset")
-    tz = decode_tzinfo(d.get("tz"))
-    fold = _fold(d)
-    if tz is None and not fold:
-        return value
-    return value.replace(tzinfo=tz, fold=fold)
-
-
-def enc_date(e: Encoder, obj: dt.date, depth: int) -> Any:
-    return {TAG: "date", "v": obj.isoformat()}
-
-
-def dec_date(_: Decoder, d: dict[str, Any]) -> dt.date:
-    return dt.date.fromisoformat(str_field(d, "v"))
-
-
-def enc_time(e: Encoder, obj: dt.time, depth: int) -> Any:
-    out: dict[str, Any] = {TAG: "time", "v": obj.replace(tzinfo=None).isoformat()}
-    if obj.tzinfo is not None:
-        out["tz"] = e.child(obj.tzinfo, depth, ".tzinfo")
-    if obj.fold:
-        out["fold"] = 1
-    return out
-
-
-def dec_time(_: Decoder, d: dict[str, Any]) -> dt.time:
-    value = dt.time.fromisoformat(str_field(d, "v"))
-    if value.tzinfo is not None:
-        raise DecodeError("a 'time' value must hold a time without offset")
-    return value.replace(tzinfo=decode_tzinfo(d.get("tz")), fold=_fold(d))
-
-
-def enc_timedelta(e: Encoder, obj: dt.timedelta, depth: int) -> Any:
-    return {TAG: "timedelta", "v": [obj.days, obj.seconds, obj.microseconds]}
-
-
-def dec_timedelta(_: Decoder, d: dict[str, Any]) -> dt.timedelta:
-    v = list_field(d, "v")
-    if len(v) != 3 or not all(type(x) is int for x in v):
-        raise DecodeError("a 'timedelta' value must hold [days, seconds, microseconds]")
-    return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
-
-
-def enc_zoneinfo(e: Encoder, obj: zoneinfo.ZoneInfo, depth: int) -> Any:
-    if obj.key is None:
-        raise e.unsupported(
-            obj, "a ZoneInfo loaded from a file has no key to store: use ZoneInfo('Area/City')"
-        )
-    return {TAG: "zoneinfo", "key": obj.key}
-
-
-_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]{1,64}(?:/[A-Za-z0-9_+-]{1,64}){0,3}")
-
-
-@functools.cache
-def _tzdata_zones() -> frozenset[str]:
-    # The zone list the tzdata package ships (what zoneinfo falls back to without TZPATH files).
-    try:
-        text = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
-    except (ImportError, OSError):
-        return frozenset()
-    return frozenset(text.split())
-
-
-@functools.lru_cache(maxsize=1024)
-def _zone_known(key: str) -> bool:
-    # zoneinfo's own lookup, without opening anything: a file under a TZPATH folder, else a
-    # name on tzdata's list. (available_timezones() does the same for every zone: ~1 s cold.)
-    if any(os.path.isfile(os.path.join(root, key)) for root in zoneinfo.TZPATH):
-        return True
-    return key in _tzdata_zones()
-
-
-def zone_key(
-    key: Any, library: str = "zoneinfo", known: Callable[[str], bool] | None = None
-) -> str:
-    """A stored IANA zone name, checked before any zone library sees it.
-
-    Only names of the tz database that this machine knows pass: a strict pattern (letters,
-    digits, ``_+-`` in at most four ``/``-separated parts, so no ``..``, no leading ``/``, no
-    dots at all) and the rule ``zoneinfo`` itself uses: a file of that name under a
-    ``zoneinfo.TZPATH`` folder, else a name on the tzdata package's list. Zone libraries turn a
-    name into a file path or an import of ``tzdata.zoneinfo.<Area>``; a name from stored data
-    must never choose what is opened or imported. ``known`` replaces the membership rule for
-    a library with its own zone list (pytz).
-    """
-    if type(key) is not str or not _ZONE_KEY.fullmatch(key):
-        raise DecodeError(f"{short_repr(key)} is not a valid time zone name: the state is damaged")
-    if not (_zone_known if known is None else known)(key):
-        raise DecodeError(
-            f"time zone {key!r} ({library}) is not known on this machine: install or update "
-            f"the tzdata package (pip install tzdata)"
-        )
-    return key
-
-
-def dec_zoneinfo(_: Decoder, d: dict[str, Any]) -> zoneinfo.ZoneInfo:
-    key = zone_key(str_field(d, "key"))
-    try:
-        return zoneinfo.ZoneInfo(key)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise DecodeError(
-            f"time zone {key!r} cannot be read on this machine: install the tzdata package"
-        ) from exc
-
-
-def enc_timezone(e: Encoder, obj: dt.timezone, depth: int) -> Any:
-    if obj is dt.UTC:
-        return {TAG: "timezone", "us": 0}
-    offset = obj.utcoffset(None)
-    out: dict[str, Any] = {TAG: "timezone", "us": offset // dt.timedelta(microseconds=1)}
-    # repr() shows a name only if one was given: timezone(timedelta(0), "UTC") is not the
-    # timezone.utc singleton (pandas tells them apart), so its name is kept.
-    if repr(obj) != repr(dt.timezone(offset)):
-        out["name"] = obj.tzname(None)
-    return out
-
-
-_timezones: dict[tuple[int, str | None], dt.timezone] = {}
-
-
-def dec_timezone(_: Decoder, d: dict[str, Any]) -> dt.timezone:
-    us = int_field(d, "us")
-    name = str_field(d, "name") if "name" in d else None
-    key = (us, name)
-    tz = _timezones.get(key)
-    if tz is None:
-        offset = dt.timedelta(microseconds=us)
-        # offset 0 without a name gives the timezone.utc singleton
-        tz = dt.timezone(offset) if name is None else dt.timezone(offset, name)
-        if len(_timezones) < 1024:  # immutable objects; the bound keeps hostile data in check
-            _timezones[key] = tz
-    return tz
-
-
 # --- other scalars -------------------------------------------------------------------------
 
 
@@ -474,12 +262,6 @@ ENCODERS: dict[type[Any], EncodeFn] = {
     frozenset: enc_frozenset,
     OrderedDict: enc_odict,
     range: enc_range,
-    dt.datetime: enc_datetime,
-    dt.date: enc_date,
-    dt.time: enc_time,
-    dt.timedelta: enc_timedelta,
-    zoneinfo.ZoneInfo: enc_zoneinfo,
-    dt.timezone: enc_timezone,
     uuid.UUID: enc_uuid,
     pathlib.PurePosixPath: enc_path,
     pathlib.PureWindowsPath: enc_path,
@@ -499,15 +281,16 @@ DECODERS: dict[str, DecodeFn] = {
     "dict": dec_dict,
     "odict": dec_odict,
     "range": dec_range,
-    "datetime": dec_datetime,
-    "date": dec_date,
-    "time": dec_time,
-    "timedelta": dec_timedelta,
-    "zoneinfo": dec_zoneinfo,
-    "timezone": dec_timezone,
     "uuid": dec_uuid,
     "path": dec_path,
     "user": dec_user,
     "hook": dec_hook,
     "ref": dec_ref,
 }
+
+for _module in (_stdtime,):
+    _clash = set(ENCODERS) & set(_module.ENCODERS) or set(DECODERS) & set(_module.DECODERS)
+    if _clash:  # a programming error in statevault itself: fail at import, loudly
+        raise RuntimeError(f"{_module.__name__} handles {_clash} again")
+    ENCODERS.update(_module.ENCODERS)
+    DECODERS.update(_module.DECODERS)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy
 
-from statevault.codec._builtin import field, list_field, str_field
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
+from statevault.codec._fields import field, list_field, str_field
 from statevault.errors import DecodeError
 
 __all__ = ["array_buffer", "decode_array", "describe_dtype", "parse_dtype"]

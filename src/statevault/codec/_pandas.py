@@ -2,73 +2,35 @@
 
 Numeric data travels as numpy buffers (through the numpy handlers), never as lists. Time zones,
 datetime units, index frequencies, names of any supported type, ``attrs`` and
-``allows_duplicate_labels`` are kept. A few private pandas constructors are used where the
-public ones re-validate data that was valid when written (an index frequency check costs more
-than the rest of a Series); they are probed at import and replaced by the public, validating
-path if this pandas lacks them.
+``allows_duplicate_labels`` are kept. The family's
+handlers live in modules by concept: scalars and arrays here, indexes in ``_pd_index``, Series
+and DataFrame in ``_pd_frame``, strings in ``_pd_strings``, Arrow dtypes in ``_pd_arrow``,
+intervals, sparse arrays and offsets in ``_pd_more``, shared helpers in ``_pd_common``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pandas
-from pandas.tseries.frequencies import to_offset
 
-from statevault.codec import _numpy, _pd_arrow, _pd_more, _pd_strings
-from statevault.codec._builtin import decode_tzinfo, field, int_field, list_field, str_field
+from statevault.codec import _numpy, _pd_arrow, _pd_frame, _pd_index, _pd_more, _pd_strings
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
+from statevault.codec._fields import decode_tzinfo, field, int_field, str_field
+from statevault.codec._pd_common import (
+    _UNITS,
+    _m8,
+    _make_datetime_array,
+    _ndarray,
+)
 from statevault.errors import DecodeError
 
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
 np: Any = _numpy.np
-# The string, Arrow and interval/sparse/offset handlers live in modules of their own; their
-# tables join this family's below (one row in _families.py: the pandas family).
-HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more)
 
-_UNITS = ("s", "ms", "us", "ns")
-
-
-# --- frequencies ---------------------------------------------------------------------------
-
-_freq_names: dict[Any, str] = {}
-
-
-def _freq_name(e: Encoder, obj: Any, freq: Any) -> str:
-    """The name of an index frequency, checked to parse back to an equal offset (cached)."""
-    cached = _freq_names.get(freq)
-    if cached is not None:
-        return cached
-    name: str = freq.freqstr
-    try:
-        ok = to_offset(name) == freq
-    except ValueError:
-        ok = False
-    if not ok:
-        raise e.unsupported(
-            obj,
-            f"its frequency {freq!r} has no name that parses back to it: set .freq = None "
-            f"or use a named frequency such as 'min', 'h', 'D', 'B'",
-        )
-    _freq_names[freq] = name
-    return name
-
-
-_offsets: dict[str, Any] = {}
-
-
-def _offset(value: Any) -> Any:
-    if value is None:
-        return None
-    offset = _offsets.get(value) if type(value) is str else None
-    if offset is None:
-        if type(value) is not str:
-            raise DecodeError("a frequency must be stored as a str")
-        offset = to_offset(value)
-        if len(_offsets) < 1024:  # offsets are immutable; the cache only bounds re-parsing
-            _offsets[value] = offset
-    return offset
+# The string, Arrow, interval/sparse/offset, index and Series/DataFrame handlers live in
+# modules of their own; their tables join this family's below (one row in _families.py).
+HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more, _pd_index, _pd_frame)
 
 
 # --- scalars -------------------------------------------------------------------------------
@@ -132,54 +94,11 @@ def dec_period(_: Decoder, d: dict[str, Any]) -> Any:
     return pd.Period(ordinal=int_field(d, "ord"), freq=str_field(d, "freq"))
 
 
-# --- arrays --------------------------------------------------------------------------------
-
-
-def _values(obj: Any) -> Any:
-    """The data of a Series/Index: a numpy array for numpy dtypes, else the ExtensionArray."""
-    if isinstance(obj.dtype, np.dtype):
-        return obj.to_numpy()  # no copy for numpy-backed data
-    return obj.array
-
-
-def _enc_values(e: Encoder, obj: Any, depth: int, segment: str) -> Any:
-    """The encoded data of a Series/Index/column: object arrays of str travel as buffers."""
-    values = _values(obj)
-    if type(values) is np.ndarray and values.dtype.kind == "O":
-        doc = _pd_strings.object_strings(e, values, depth + 1)
-        if doc is not None:
-            return doc
-    return e.child(values, depth, segment)
-
-
-def _ndarray(value: Any, kinds: str, what: str) -> Any:
-    if type(value) is not np.ndarray or value.dtype.kind not in kinds or value.ndim != 1:
-        raise DecodeError(f"{what} must be a 1-D numpy array of kind {kinds!r}")
-    return value
-
-
-def _m8(dta: Any) -> Any:
-    """The UTC-based datetime64 numpy data of a DatetimeArray, without copying."""
-    return dta.asi8.view(f"M8[{dta.unit}]")
-
-
 def enc_datetime_array(e: Encoder, dta: Any, depth: int) -> Any:
     out: dict[str, Any] = {TAG: "pd.DatetimeArray", "v": e.child(_m8(dta), depth, ".values")}
     if dta.tz is not None:
         out["tz"] = e.child(dta.tz, depth, ".tz")
     return out
-
-
-def _datetime_array_public(m8: Any, tz: Any) -> Any:
-    arr = pd.array(m8, copy=False)
-    return arr if tz is None else arr.tz_localize("UTC").tz_convert(tz)
-
-
-def _datetime_array_fast(m8: Any, tz: Any) -> Any:
-    dtype = (
-        m8.dtype if tz is None else pd.DatetimeTZDtype(unit=np.datetime_data(m8.dtype)[0], tz=tz)
-    )
-    return pd.arrays.DatetimeArray._simple_new(m8, dtype=dtype)
 
 
 def dec_datetime_array(_: Decoder, d: dict[str, Any]) -> Any:
@@ -248,309 +167,6 @@ def dec_masked(_: Decoder, d: dict[str, Any]) -> Any:
     return pd.arrays.IntegerArray(data, mask)
 
 
-# --- indexes -------------------------------------------------------------------------------
-
-
-def _name_fields(e: Encoder, idx: Any, depth: int, out: dict[str, Any]) -> dict[str, Any]:
-    name = idx.name
-    if name is not None:
-        out["name"] = e.child(name, depth, ".name")
-    return out
-
-
-def enc_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.Index", "v": _enc_values(e, idx, depth, ".values")}
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_index(_: Decoder, d: dict[str, Any]) -> Any:
-    values = field(d, "v")
-    return pd.Index(values, dtype=values.dtype, name=d.get("name"), copy=False)
-
-
-def enc_range_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.RangeIndex", "v": [idx.start, idx.stop, idx.step]}
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_range_index(_: Decoder, d: dict[str, Any]) -> Any:
-    v = list_field(d, "v")
-    if len(v) != 3 or not all(type(x) is int for x in v):
-        raise DecodeError("a RangeIndex must hold [start, stop, step] ints")
-    return pd.RangeIndex(v[0], v[1], v[2], name=d.get("name"))
-
-
-def enc_datetime_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.DatetimeIndex", "v": e.child(idx.array, depth, "")}
-    if idx.freq is not None:
-        out["freq"] = _freq_name(e, idx, idx.freq)
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_datetime_index(_: Decoder, d: dict[str, Any]) -> Any:
-    dta = field(d, "v")
-    if type(dta) is not pd.arrays.DatetimeArray:
-        raise DecodeError("a DatetimeIndex must hold a DatetimeArray")
-    return _make_datetime_index(dta, _offset(d.get("freq")), d.get("name"))
-
-
-def enc_timedelta_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.TimedeltaIndex", "v": e.child(idx.to_numpy(), depth, ".values")}
-    if idx.freq is not None:
-        out["freq"] = _freq_name(e, idx, idx.freq)
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_timedelta_index(_: Decoder, d: dict[str, Any]) -> Any:
-    m8 = _ndarray(field(d, "v"), "m", "TimedeltaIndex data")
-    return pd.TimedeltaIndex(m8, freq=_offset(d.get("freq")), name=d.get("name"))
-
-
-def enc_period_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.PeriodIndex", "v": e.child(idx.array, depth, "")}
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_period_index(_: Decoder, d: dict[str, Any]) -> Any:
-    arr = field(d, "v")
-    if type(arr) is not pd.arrays.PeriodArray:
-        raise DecodeError("a PeriodIndex must hold a PeriodArray")
-    return pd.PeriodIndex(arr, name=d.get("name"))
-
-
-def enc_categorical_index(e: Encoder, idx: Any, depth: int) -> Any:
-    out = {TAG: "pd.CategoricalIndex", "v": e.child(idx.array, depth, "")}
-    return _name_fields(e, idx, depth, out)
-
-
-def dec_categorical_index(_: Decoder, d: dict[str, Any]) -> Any:
-    cat = field(d, "v")
-    if type(cat) is not pd.Categorical:
-        raise DecodeError("a CategoricalIndex must hold a Categorical")
-    return pd.CategoricalIndex(cat, name=d.get("name"))
-
-
-def enc_multi_index(e: Encoder, idx: Any, depth: int) -> Any:
-    return {
-        TAG: "pd.MultiIndex",
-        "levels": [e.child(lv, depth, f".levels[{i}]") for i, lv in enumerate(idx.levels)],
-        "codes": [e.child(c, depth, f".codes[{i}]") for i, c in enumerate(idx.codes)],
-        "names": e.child(list(idx.names), depth, ".names"),
-    }
-
-
-def dec_multi_index(_: Decoder, d: dict[str, Any]) -> Any:
-    levels = list_field(d, "levels")
-    codes = [_ndarray(c, "iu", "MultiIndex codes") for c in list_field(d, "codes")]
-    names = list_field(d, "names")
-    if not levels or len(codes) != len(levels) or len(names) != len(levels):
-        raise DecodeError("a MultiIndex needs as many codes and names as levels")
-    return pd.MultiIndex(levels=levels, codes=codes, names=names)
-
-
-# --- Series and DataFrame ------------------------------------------------------------------
-
-
-def _extras(e: Encoder, obj: Any, depth: int, out: dict[str, Any]) -> dict[str, Any]:
-    if obj.attrs:
-        out["attrs"] = e.child(dict(obj.attrs), depth, ".attrs")
-    if not obj.flags.allows_duplicate_labels:
-        out["nodup"] = True
-    return out
-
-
-def _apply_extras(obj: Any, d: dict[str, Any]) -> Any:
-    attrs = d.get("attrs")
-    if attrs is not None:
-        if type(attrs) is not dict:
-            raise DecodeError("'attrs' must be a dict")
-        obj.attrs = attrs
-    if d.get("nodup") is True:
-        obj = obj.set_flags(allows_duplicate_labels=False)
-    return obj
-
-
-def enc_series(e: Encoder, s: Any, depth: int) -> Any:
-    out = {
-        TAG: "pd.Series",
-        "index": e.child(s.index, depth, ".index"),
-        "v": _enc_values(e, s, depth, ".values"),
-    }
-    _name_fields(e, s, depth, out)
-    return _extras(e, s, depth, out)
-
-
-def _column(values: Any, index: Any) -> Any:
-    _check_values(values)
-    if type(values) is np.ndarray and values.dtype.kind == "O":
-        # Without an explicit dtype pandas would infer 'str' from object arrays of strings.
-        return pd.Series(values, index=index, dtype=object, copy=False)
-    return values
-
-
-def _check_index(value: Any, what: str) -> Any:
-    if not isinstance(value, pd.Index):
-        raise DecodeError(f"the {what} of a pandas object must be an Index")
-    return value
-
-
-def _check_values(value: Any) -> Any:
-    if type(value) is np.ndarray:
-        if value.ndim != 1:
-            raise DecodeError("Series data must be 1-D")
-    elif not isinstance(value, pd.api.extensions.ExtensionArray):
-        raise DecodeError("Series data must be a numpy array or a pandas ExtensionArray")
-    return value
-
-
-def dec_series(_: Decoder, d: dict[str, Any]) -> Any:
-    values = _check_values(field(d, "v"))
-    _check_index(field(d, "index"), "index")
-    dtype = object if type(values) is np.ndarray and values.dtype.kind == "O" else None
-    s = pd.Series(values, index=field(d, "index"), dtype=dtype, name=d.get("name"), copy=False)
-    return _apply_extras(s, d)
-
-
-def enc_frame(e: Encoder, df: Any, depth: int) -> Any:
-    out: dict[str, Any] = {
-        TAG: "pd.DataFrame",
-        "index": e.child(df.index, depth, ".index"),
-        "columns": e.child(df.columns, depth, ".columns"),
-    }
-    ncols = df.shape[1]
-    dtypes = df.dtypes.tolist() if ncols else []
-    first = dtypes[0] if dtypes else None
-    if isinstance(first, np.dtype) and first.kind != "O" and all(t == first for t in dtypes):
-        # One homogeneous numpy block: a single 2-D buffer (a view, Fortran order, no copy).
-        out["block"] = e.child(df.to_numpy(), depth, ".values")
-    else:
-        columns = df.columns
-        cols = []
-        for j in range(ncols):
-            col = df.iloc[:, j]
-            cols.append(_enc_values(e, col, depth, f"[{_label(columns[j])}].values"))
-        out["cols"] = cols
-    return _extras(e, df, depth, out)
-
-
-def _label(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def dec_frame(_: Decoder, d: dict[str, Any]) -> Any:
-    index = _check_index(field(d, "index"), "index")
-    columns = _check_index(field(d, "columns"), "columns")
-    if "block" in d:
-        block = field(d, "block")
-        if type(block) is not np.ndarray or block.ndim != 2 or block.dtype.kind == "O":
-            raise DecodeError("a DataFrame block must be a 2-D numeric numpy array")
-        df = pd.DataFrame(block, index=index, columns=columns, copy=False)
-    else:
-        cols = list_field(d, "cols")
-        data = {j: _column(values, index) for j, values in enumerate(cols)}
-        df = pd.DataFrame(data, index=index, copy=False)
-        df.columns = columns
-    return _apply_extras(df, d)
-
-
-# --- fast constructors (probed) -------------------------------------------------------------
-
-
-def _datetime_index_public(dta: Any, freq: Any, name: Any) -> Any:
-    return pd.DatetimeIndex(dta, freq=freq, name=name)
-
-
-def _datetime_index_fast(dta: Any, freq: Any, name: Any) -> Any:
-    if freq is not None and not _fixed_freq_matches(dta, freq):
-        return _datetime_index_public(dta, freq, name)  # non-fixed freq: let pandas check it
-    idx = pd.DatetimeIndex._simple_new(dta, name=name)
-    idx._freq = freq
-    return idx
-
-
-_NANOS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
-def _fixed_freq_matches(dta: Any, freq: Any) -> bool:
-    """True if ``freq`` is a fixed step that the data's first and last values agree with.
-
-    Like unpickling, this trusts the stored frequency instead of re-checking every step (that
-    check costs more than building the rest of a Series); the frame's checksum guards the
-    bytes. The endpoint check still catches a frequency that does not belong to the data.
-    Non-fixed frequencies (business days, month ends) return False: pandas checks those.
-    """
-    if not isinstance(freq, pd.offsets.Tick):
-        return False
-    nanos = freq.nanos
-    per_unit = _NANOS_PER_UNIT[dta.unit]
-    if nanos % per_unit:
-        return False
-    i8 = dta.asi8
-    n = len(i8)
-    if n >= 2 and int(i8[n - 1]) - int(i8[0]) != (n - 1) * (nanos // per_unit):
-        raise DecodeError(f"index values do not follow their stored frequency {freq.freqstr!r}")
-    return True
-
-
-def _probe() -> bool:
-    try:
-        tz = dt.UTC
-        m8 = np.array([0, 60_000_000], dtype="M8[us]")
-        off = to_offset("min")
-        fast = _datetime_index_fast(_datetime_array_fast(m8, tz), off, "x")
-        slow = _datetime_index_public(_datetime_array_public(m8.copy(), tz), off, "x")
-        return bool(
-            fast.equals(slow)
-            and fast.dtype == slow.dtype
-            and fast.freq == slow.freq
-            and fast.name == slow.name
-            and type(fast) is type(slow)
-        )
-    except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
-        return False
-
-
-if _probe():
-    _make_datetime_array = _datetime_array_fast
-    _make_datetime_index = _datetime_index_fast
-else:  # pragma: no cover - depends on the pandas version
-    _make_datetime_array = _datetime_array_public
-    _make_datetime_index = _datetime_index_public
-
-
-def _memoised_encoder(fn: EncodeFn) -> EncodeFn:
-    # Indexes are immutable and typically shared (three Series of one pair, one index): store
-    # each once; it decodes to one shared object again.
-    def encode(e: Encoder, idx: Any, depth: int) -> Any:
-        ref = e.shared(idx)
-        if ref is not None:
-            return ref
-        return e.remember(idx, fn(e, idx, depth))
-
-    return encode
-
-
-def _memoised_decoder(fn: DecodeFn) -> DecodeFn:
-    def decode(dec: Decoder, d: dict[str, Any]) -> Any:
-        return dec.shared(d, fn(dec, d))
-
-    return decode
-
-
-_INDEX_TAGS = frozenset(
-    {
-        "pd.Index",
-        "pd.RangeIndex",
-        "pd.DatetimeIndex",
-        "pd.TimedeltaIndex",
-        "pd.PeriodIndex",
-        "pd.CategoricalIndex",
-        "pd.MultiIndex",
-        "pd.IntervalIndex",
-    }
-)
-
 ENCODERS: dict[type[Any], EncodeFn] = {
     pd.Timestamp: enc_timestamp,
     pd.Timedelta: enc_timedelta,
@@ -564,16 +180,6 @@ ENCODERS: dict[type[Any], EncodeFn] = {
     pd.arrays.IntegerArray: enc_masked,
     pd.arrays.FloatingArray: enc_masked,
     pd.arrays.BooleanArray: enc_masked,
-    pd.Index: enc_index,
-    pd.RangeIndex: enc_range_index,
-    pd.DatetimeIndex: enc_datetime_index,
-    pd.TimedeltaIndex: enc_timedelta_index,
-    pd.PeriodIndex: enc_period_index,
-    pd.CategoricalIndex: enc_categorical_index,
-    pd.MultiIndex: enc_multi_index,
-    pd.IntervalIndex: _pd_more.enc_interval_index,
-    pd.Series: enc_series,
-    pd.DataFrame: enc_frame,
 }
 
 DECODERS: dict[str, DecodeFn] = {
@@ -587,16 +193,6 @@ DECODERS: dict[str, DecodeFn] = {
     "pd.PeriodArray": dec_period_array,
     "pd.Categorical": dec_categorical,
     "pd.MaskedArray": dec_masked,
-    "pd.Index": dec_index,
-    "pd.RangeIndex": dec_range_index,
-    "pd.DatetimeIndex": dec_datetime_index,
-    "pd.TimedeltaIndex": dec_timedelta_index,
-    "pd.PeriodIndex": dec_period_index,
-    "pd.CategoricalIndex": dec_categorical_index,
-    "pd.MultiIndex": dec_multi_index,
-    "pd.IntervalIndex": _pd_more.dec_interval_index,
-    "pd.Series": dec_series,
-    "pd.DataFrame": dec_frame,
 }
 
 for _module in HANDLER_MODULES:
@@ -605,17 +201,3 @@ for _module in HANDLER_MODULES:
         raise RuntimeError(f"{_module.__name__} handles {_clash} again")
     ENCODERS.update(_module.ENCODERS)
     DECODERS.update(_module.DECODERS)
-
-for _cls in (
-    pd.Index,
-    pd.RangeIndex,
-    pd.DatetimeIndex,
-    pd.TimedeltaIndex,
-    pd.PeriodIndex,
-    pd.CategoricalIndex,
-    pd.MultiIndex,
-    pd.IntervalIndex,
-):
-    ENCODERS[_cls] = _memoised_encoder(ENCODERS[_cls])
-for _tag in _INDEX_TAGS:
-    DECODERS[_tag] = _memoised_decoder(DECODERS[_tag])

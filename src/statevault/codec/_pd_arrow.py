@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas
 
-from statevault.codec._builtin import field
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
+from statevault.codec._fields import field
 from statevault.codec._pd_strings import ARROW_HINT
 from statevault.errors import DecodeError
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy
 import pandas
 
-from statevault.codec._builtin import field, int_field, str_field
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
+from statevault.codec._fields import field, int_field, str_field
 from statevault.errors import DecodeError
 
 pd: Any = pandas

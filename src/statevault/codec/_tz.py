@@ -30,8 +30,9 @@ import importlib
 import os
 from typing import Any
 
-from statevault.codec._builtin import field, int_field, str_field, zone_key
 from statevault.codec._core import TAG, DecodeFn, Decoder, EncodeFn, Encoder
+from statevault.codec._fields import field, int_field, str_field
+from statevault.codec._stdtime import zone_key
 from statevault.errors import DecodeError
 
 __all__ = ["DECODERS", "ENCODERS", "SUBCLASS_ENCODERS"]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import filelock
 
 from ..errors import StorageError, StoragePermissionError
+from ..membuf import writable_buffer
 from .base import (
     ANY,
     TOKEN_HEAD_BYTES,
@@ -331,7 +332,8 @@ class LocalStore(Store):
     # -- reading ------------------------------------------------------------------------
 
     def read(self) -> tuple[Buffer, ObjectInfo]:
-        """Return the file as a ``bytearray`` (writable, so numpy can wrap it without a copy).
+        """Return the file as fresh writable memory (so numpy can wrap it without a copy):
+        a ``bytearray``, or for a large file a writable ``memoryview`` (``membuf``).
 
         The info comes from ``fstat`` on the same descriptor after reading, so it describes
         exactly these bytes (a replace during the read does not affect an open descriptor).
@@ -347,7 +349,7 @@ class LocalStore(Store):
             # disagree; retry a few times, then say so.
             for _ in range(_READ_ATTEMPTS):
                 before = os.fstat(fd)
-                buf = bytearray(before.st_size)
+                buf = writable_buffer(before.st_size)  # large: mapped, huge pages
                 got = _pread_all(fd, memoryview(buf), 0)
                 grew = _pread(fd, 1, before.st_size)
                 after = os.fstat(fd)

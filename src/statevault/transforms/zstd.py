@@ -15,6 +15,7 @@ import zstandard
 
 from ..errors import StateTooLargeError, TransformError
 from ..keys import Keyring
+from ..membuf import writable_buffer
 from .base import Buffer, Transform
 
 __all__ = ["MAX_RATIO", "zstd", "zstd_factory"]
@@ -79,8 +80,9 @@ class _Zstd:
                 if not _at_end(data, dctx):
                     raise TransformError("zstd data ends before its frame does")
                 return out
-            # Decompress straight into a bytearray: one allocation, and writable for the codec.
-            buf = bytearray(size)
+            # Decompress straight into fresh memory: one allocation, and writable for the codec
+            # (a bytearray, or for a large section a mapping with huge pages: statevault.membuf).
+            buf = writable_buffer(size)
             view = memoryview(buf)
             got = 0
             while got < size:
