@@ -63,11 +63,15 @@ def test_added_and_removed_keys_are_the_set_differences(
     a: dict[str, Any], b: dict[str, Any]
 ) -> None:
     d = diff_states(a, b)
-    assert {c.path for c in d.added} == {(k,) for k in b.keys() - a.keys()}
-    assert {c.path for c in d.removed} == {(k,) for k in a.keys() - b.keys()}
-    assert all(c.path[0] in a and c.path[0] in b for c in d.changed)
+    # top-level paths are the keys' set differences; a longer path is an item added to or
+    # removed from a list or dict that both states hold under the same key
+    assert {c.path for c in d.added if len(c.path) == 1} == {(k,) for k in b.keys() - a.keys()}
+    assert {c.path for c in d.removed if len(c.path) == 1} == {(k,) for k in a.keys() - b.keys()}
+    nested = [c for c in (*d.added, *d.removed) if len(c.path) > 1]
+    assert all(c.path[0] in a and c.path[0] in b for c in (*nested, *d.changed))
     back = diff_states(b, a)
     assert {c.path for c in back.added} == {c.path for c in d.removed}
+    assert {c.path for c in back.removed} == {c.path for c in d.added}
     assert {c.path for c in back.changed} == {c.path for c in d.changed}
     json.dumps(as_dict(d))  # plain data all the way down
 
