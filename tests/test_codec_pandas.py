@@ -193,13 +193,6 @@ def test_timestamp_timedelta_units_and_tz() -> None:
         check(value)
 
 
-def test_unnamed_freq_is_refused_with_advice() -> None:
-    index = pd.date_range("2024-01-01", periods=3, freq=pd.DateOffset(months=1, days=1))
-    with pytest.raises(UnsupportedTypeError, match="freq = None") as info:
-        codec.encode({"s": pd.Series([1, 2, 3], index=index)})
-    assert info.value.path == "state['s'].index"
-
-
 def test_unsupported_pandas_types_name_type_and_path() -> None:
     wrapped = pd.Series(pd.arrays.NumpyExtensionArray(np.array([1, 2])))
     with pytest.raises(UnsupportedTypeError) as info:

@@ -166,3 +166,30 @@ def test_golden_pandas_families_round_trip_on_this_stack(name: str, buildable: b
             fam.FAMILIES[name]()
         return
     check(fam.FAMILIES[name]())
+
+
+# -- index frequencies without a parseable name ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "freq",
+    [
+        pd.DateOffset(months=1, hours=3),
+        pd.offsets.CustomBusinessDay(holidays=["2024-01-03", "2024-01-09"]),
+        pd.offsets.BusinessHour(start="10:00", end="16:00"),
+    ],
+    ids=repr,
+)
+def test_an_index_frequency_without_a_name_round_trips_as_an_offset(freq: Any) -> None:
+    idx = pd.date_range("2024-01-01", periods=6, freq=freq, tz="Europe/London", name="t")
+    s = pd.Series(np.arange(6.0), index=idx)
+    back = Codec().loads(b"".join(Codec().dumps({"s": s})))["s"]
+    pd.testing.assert_series_equal(back, s, check_freq=True)
+    assert back.index.freq == freq and type(back.index.freq) is type(freq)
+
+
+def test_a_named_frequency_is_still_stored_by_name_and_an_unnamed_one_as_an_offset() -> None:
+    named = Codec().encode(pd.date_range("2024-01-01", periods=3, freq="15min")).doc
+    unnamed = Codec().encode(pd.date_range("2024-01-01", periods=3, freq=pd.DateOffset(days=2)))
+    assert named["freq"] == "15min"  # what every earlier release reads
+    assert unnamed.doc["freq"]["cls"] == "DateOffset"

@@ -28,8 +28,12 @@ _UNITS = ("s", "ms", "us", "ns")
 _freq_names: dict[Any, str] = {}
 
 
-def _freq_name(e: Encoder, obj: Any, freq: Any) -> str:
-    """The name of an index frequency, checked to parse back to an equal offset (cached)."""
+def _freq_name(e: Encoder, obj: Any, freq: Any, depth: int) -> Any:
+    """An index frequency as stored: its name when that parses back to an equal offset
+    (cached; what every older reader reads), else the offset itself, encoded with its
+    parameters like any offset value (``DateOffset(months=1, hours=3)``,
+    ``CustomBusinessDay(holidays=...)``). ``obj`` is the index, for the error path.
+    """
     cached = _freq_names.get(freq)
     if cached is not None:
         return cached
@@ -39,11 +43,8 @@ def _freq_name(e: Encoder, obj: Any, freq: Any) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise e.unsupported(
-            obj,
-            f"its frequency {freq!r} has no name that parses back to it: set .freq = None "
-            f"or use a named frequency such as 'min', 'h', 'D', 'B'",
-        )
+        del obj  # the offset encoder names its own path (.freq) if it refuses
+        return e.child(freq, depth, ".freq")
     _freq_names[freq] = name
     return name
 
@@ -54,10 +55,12 @@ _offsets: dict[str, Any] = {}
 def _offset(value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, pd.offsets.BaseOffset):  # stored as an offset (no parseable name)
+        return value
     offset = _offsets.get(value) if type(value) is str else None
     if offset is None:
         if type(value) is not str:
-            raise DecodeError("a frequency must be stored as a str")
+            raise DecodeError("a frequency must be stored as a str or a date offset")
         offset = to_offset(value)
         if len(_offsets) < 1024:  # offsets are immutable; the cache only bounds re-parsing
             _offsets[value] = offset

@@ -52,7 +52,7 @@ def dec_range_index(_: Decoder, d: dict[str, Any]) -> Any:
 def enc_datetime_index(e: Encoder, idx: Any, depth: int) -> Any:
     out = {TAG: "pd.DatetimeIndex", "v": e.child(idx.array, depth, "")}
     if idx.freq is not None:
-        out["freq"] = _freq_name(e, idx, idx.freq)
+        out["freq"] = _freq_name(e, idx, idx.freq, depth)
     return _name_fields(e, idx, depth, out)
 
 
@@ -66,7 +66,7 @@ def dec_datetime_index(_: Decoder, d: dict[str, Any]) -> Any:
 def enc_timedelta_index(e: Encoder, idx: Any, depth: int) -> Any:
     out = {TAG: "pd.TimedeltaIndex", "v": e.child(idx.to_numpy(), depth, ".values")}
     if idx.freq is not None:
-        out["freq"] = _freq_name(e, idx, idx.freq)
+        out["freq"] = _freq_name(e, idx, idx.freq, depth)
     return _name_fields(e, idx, depth, out)
 
 
