@@ -185,7 +185,8 @@ def test_an_index_frequency_without_a_name_round_trips_as_an_offset(freq: Any) -
     s = pd.Series(np.arange(6.0), index=idx)
     back = Codec().loads(b"".join(Codec().dumps({"s": s})))["s"]
     pd.testing.assert_series_equal(back, s, check_freq=True)
-    assert back.index.freq == freq and type(back.index.freq) is type(freq)
+    assert back.index.freq == freq
+    assert type(back.index.freq) is type(freq)
 
 
 def test_a_named_frequency_is_still_stored_by_name_and_an_unnamed_one_as_an_offset() -> None:
