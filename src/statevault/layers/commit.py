@@ -13,6 +13,12 @@ two things that are not another writer:
 It reads the current state (``read_current``) so that a load's observation and a save's
 expectation come from one place; a save is ``prepare`` then ``write``; ``offline`` frames a
 snapshot for the failover layer when the store cannot be asked.
+
+With a ``DeltaStore`` (``delta=``) a save whose expectation is the HEAD this writer last saved
+or loaded writes only new pieces: the pack first, then the manifest HEAD with the same
+compare-and-swap; any other save (first save, after a conflict, ``on_conflict="overwrite"``
+over another writer) writes every piece anew, so a HEAD never references a pack that another
+writer may have retired. A spooled save is always a self-contained frame.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..delta.store import DeltaSave, DeltaStore
 from ..errors import (
     ConflictError,
     CorruptStateError,
@@ -51,11 +58,18 @@ Decode = Callable[[Any], tuple[dict[str, Any], int]]
 
 @dataclass(frozen=True)
 class Pending:
-    """A framed save waiting to be written: its chunks, generation and write expectation."""
+    """A framed save waiting to be written: its chunks, generation and write expectation.
+
+    ``delta``: the ``DeltaSave`` of a manifest HEAD (its pack is written first)."""
 
     chunks: list[Buffer]
     generation: int
     expect: object
+    delta: DeltaSave | None = None
+
+    def self_contained(self) -> list[Buffer]:
+        """The save as one frame that needs nothing else (what the spool keeps)."""
+        return self.chunks if self.delta is None else self.delta.full()
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Commit:
         decode: Decode,
         on_conflict: OnConflict,
         on_unreadable: OnUnreadable = "raise",
+        delta: DeltaStore | None = None,
     ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
@@ -94,6 +109,7 @@ class Commit:
             raise ValueError(f"on_unreadable must be 'raise' or 'replace', not {on_unreadable!r}")
         self.frames = frames
         self.decode = decode
+        self.delta = delta
         self.on_conflict: OnConflict = on_conflict
         self.on_unreadable: OnUnreadable = on_unreadable
         # What this writer last saw of the stored state: the store's version token and the
@@ -121,6 +137,8 @@ class Commit:
         # Token of a stored legacy JSON document: the first save keeps a copy of it at
         # ``<url>.legacy.json`` before converting it to a frame.
         self.legacy_token: str | None = None
+        # The token the last ``expectation`` read from the store (None: it did not ask).
+        self.head_token: str | None = None
 
     @property
     def url(self) -> str:
@@ -161,6 +179,8 @@ class Commit:
         if generation == 0 and not is_frame(data):
             self.legacy_token = info.token
         self.observe(info.token, generation)
+        if self.delta is not None:
+            self.delta.learn(data, info.token, generation)
         return Current(state, generation, info)
 
     def stored_generation(self) -> int:
@@ -192,6 +212,7 @@ class Commit:
         read (and ``on_unreadable`` is ``"raise"``), ``UnsupportedFormatError`` for a newer one.
         """
         self.check_replaceable()
+        self.head_token = None
         if self.observed and (self.on_conflict == "raise" or strict):
             expect: object = self.token  # None: we saw no state, so none may exist now
             return expect, max(self.generation or 0, self.issued) + 1
@@ -200,6 +221,7 @@ class Commit:
         if head is None:
             return None, max(1, self.issued + 1)
         prefix, info = head
+        self.head_token = info.token
         try:
             header = parse_header(prefix, total_size=info.size)
             generation = header.generation
@@ -253,7 +275,20 @@ class Commit:
         """
         expect, generation = self.expectation(strict=strict)
         generation = max(generation, min_generation)
-        return Pending(self._frame(snapshot, generation), generation, expect)
+        if self.delta is None:
+            return Pending(self._frame(snapshot, generation), generation, expect)
+        # The HEAD this save replaces, as far as this writer can tell: the expectation, or
+        # (on_conflict="overwrite") what the store held a moment ago. A delta save shares
+        # pieces only with that HEAD, and only if this writer knows it.
+        base = self.head_token if expect is ANY else expect
+        head, save = self.delta.prepare(
+            snapshot.sections,
+            generation=generation,
+            meta=snapshot.meta,
+            transforms=snapshot.transforms,
+            base_token=base,
+        )
+        return Pending(head, generation, expect, save)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
         """Frame ``snapshot`` from memory alone (the store could not be asked): not writable
@@ -278,11 +313,18 @@ class Commit:
         """
         self.keep_unreadable_aside(pending.expect)
         self.keep_legacy_copy(pending.expect)
+        save = pending.delta
         try:
+            if save is not None and self.delta is not None:
+                self.delta.write_pack(save)
             info = self._write(pending)
         except ConflictError:
+            if save is not None and self.delta is not None:
+                self.delta.failed(save)
             raise
         except StorageError:
+            if save is not None and self.delta is not None:
+                self.delta.failed(save)
             # Unknown outcome: it may have landed, so its generation is never used again.
             self.issued = max(self.issued, pending.generation)
             self.unacknowledged.append((frame_prefix(pending.chunks), pending.generation))
@@ -290,6 +332,8 @@ class Commit:
             raise
         self.unacknowledged.clear()
         self.observe(info.token, pending.generation)
+        if save is not None and self.delta is not None:
+            self.delta.committed(save, info.token)
         self.unreadable_token = None
         self.refused = None
         return info

@@ -1,0 +1,484 @@
+"""The delta frame store: a save writes only the pieces the stored state does not have.
+
+``DeltaStore`` sits beside the commit layer of one manager and remembers what it last saved
+or loaded (``Knowledge``: the HEAD's token, its index and each buffer's plan). A save
+(``prepare``) splits every section's chunks into small data, kept inline in a manifest, and
+large buffers, planned by the ``Planner`` into extents of immutable pieces; the pieces no
+stored HEAD has go into ONE new pack (a plain frame whose sections are pieces, through the
+same transforms), written before the HEAD; the HEAD is a manifest frame. It also compacts
+(bounded packs per HEAD, bounded extents per buffer) and collects garbage (retired packs past
+a grace period that no retained version may need). docs/design.md ("Delta saves") says why
+this is safe between writers; docs/format.md has the layout.
+
+Not thread-safe by itself: the manager's lock covers every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..errors import StateError
+from ..frame import MANIFEST_VERSION, FrameHeader, header_length, parse_header
+from ..storage import ANY, Store
+from ..storage.base import byte_view
+from ..transforms import Buffer, Transform
+from .manifest import (
+    Index,
+    Inline,
+    PackRef,
+    PieceLoc,
+    Retired,
+    Segment,
+    decode_section,
+    encode_index,
+    encode_section,
+    plans_of,
+)
+from .planner import BufferPlan, Extent, Planner
+from .reader import DeltaReader, pack_path
+
+__all__ = ["DeltaSave", "DeltaStore", "Knowledge"]
+
+log = logging.getLogger("statevault")
+
+#: Chunks of a section at least this long become extents of pieces; smaller stay inline.
+#: 4 KiB, not 64: the bench's M state keeps each series in 40 KB buffers.
+THRESHOLD: Final = 4096
+#: A HEAD references at most this many packs; beyond it a save merges the smallest ones.
+MAX_PACKS: Final = 12
+#: A buffer made of more extents than this is rewritten as one piece.
+MAX_EXTENTS: Final = 24
+#: Seconds a retired pack stays before garbage collection may delete it (readers of an older
+#: HEAD finish within it; clocks of writers may differ by less than it).
+GRACE: Final = 600.0
+#: Garbage collection runs after every this many saves of one manager (it reads the version
+#: slots' headers: keep_versions + 1 small reads).
+GC_EVERY: Final = 16
+_NAME_DOMAIN: Final = b"statevault.delta.names"
+
+
+@dataclass
+class Knowledge:
+    """What this writer last saved or loaded as the current state (HEAD ``token``)."""
+
+    token: str
+    generation: int
+    index: Index
+    plans: dict[tuple[int, int], BufferPlan]
+
+
+@dataclass
+class DeltaSave:
+    """One prepared delta save: the pack to write first, the new knowledge, the spool frame."""
+
+    generation: int
+    pack: bytes | None
+    pack_chunks: list[Buffer]
+    index: Index
+    plans: dict[tuple[int, int], BufferPlan]
+    full: Callable[[], list[Buffer]]
+    new_bytes: int = 0
+    reused: bool = False
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Buf:
+    plan: BufferPlan
+    data: memoryview
+
+
+def _header_of(chunks: Sequence[Buffer]) -> FrameHeader:
+    """The header of a frame given as chunks (built in memory; no I/O)."""
+    from ..layers.framestore import frame_prefix
+
+    end = header_length(frame_prefix(chunks, 24))
+    return parse_header(frame_prefix(chunks, end))
+
+
+class DeltaStore:
+    """Delta saves for one manager's frame store (``frames``: a ``FrameStore``)."""
+
+    def __init__(self, frames: Any) -> None:
+        self.frames = frames
+        self.threshold = THRESHOLD
+        self.max_packs = MAX_PACKS
+        self.max_extents = MAX_EXTENTS
+        self.grace = GRACE
+        self.gc_every = GC_EVERY
+        self.planner_class: Callable[[bytes], Planner] = Planner
+        self.knowledge: Knowledge | None = None
+        # Packs written whose HEAD never committed (a conflict, a storage error): retired by
+        # the next HEAD this writer commits, so garbage collection deletes them.
+        self.orphans: list[bytes] = []
+        # Packs deleted by garbage collection: left out of the next HEAD's retired list.
+        self.deleted: set[bytes] = set()
+        # The next save writes every piece anew (key rotation).
+        self.force_full = False
+        self._saves = 0
+        self._planners: dict[tuple[bytes, bytes], Planner] = {}
+
+    # -- names
+
+    def _secret(self) -> bytes:
+        keyring = self.frames.keyring
+        if keyring is None:
+            return b""
+        key = keyring.keys[0]
+        return bytes(key.signing) + bytes(key.encryption)
+
+    def planner(self, salt: bytes) -> Planner:
+        """The planner for a state's ``salt``: piece names keyed by the encryption key (if
+        any) and the salt, so they reveal nothing about the data."""
+        secret = self._secret()
+        cached = self._planners.get((salt, secret))
+        if cached is None:
+            key = hashlib.blake2b(_NAME_DOMAIN + salt, key=secret, digest_size=32).digest()
+            cached = self._planners[(salt, secret)] = self.planner_class(key)
+        return cached
+
+    def pack_store(self, name: bytes) -> Store:
+        store: Store = self.frames.packs_base.sibling(pack_path(name))
+        return store
+
+    # -- what this writer knows
+
+    def learn(self, data: Any, token: str, generation: int) -> None:
+        """A load decoded the current HEAD ``data`` (``token``): the next save deltas from it."""
+        try:
+            reader = self.frames.reader(data)
+            if not isinstance(reader, DeltaReader):
+                return  # a plain frame: no pieces to share (the stale knowledge's packs stay
+                # known, so the next full save retires them)
+            index = reader.index()
+            ids = list(index.pieces)
+            sections = [
+                decode_section(reader.head.section(i), lambda: ids)
+                for i in range(len(reader.header.sections))
+            ]
+        except StateError:
+            self.knowledge = None
+            return
+        self.knowledge = Knowledge(token, generation, index, plans_of(sections))
+
+    def knows(self, token: object) -> bool:
+        """Whether a save expecting ``token`` can share this writer's known pieces."""
+        k = self.knowledge
+        return k is not None and isinstance(token, str) and token == k.token and not self.force_full
+
+    # -- a save
+
+    def prepare(
+        self,
+        sections: Sequence[Sequence[Buffer]],
+        *,
+        generation: int,
+        meta: dict[str, Any],
+        transforms: Sequence[Transform],
+        base_token: object,
+    ) -> tuple[list[Buffer], DeltaSave]:
+        """The HEAD's chunks and the pack to write before it.
+
+        ``base_token``: the token of the HEAD this save replaces (None: unknown); pieces are shared
+        only with it, and only if it is the HEAD this writer last saved or loaded. No I/O,
+        except on a full save over a state this writer does not know: one ranged read of the
+        stored index, so its packs are retired instead of leaked."""
+        base = self.knowledge if self.knows(base_token) else None
+        now = time.time()
+        salt = base.index.salt if base is not None else os.urandom(16)
+        planner = self.planner(salt)
+        known = base.index.pieces if base is not None else {}
+        fresh: dict[bytes, Buffer] = {}
+        layout: list[list[Inline | _Buf]] = []
+        for s, chunks in enumerate(sections):
+            segs: list[Inline | _Buf] = []
+            small: list[memoryview] = []
+            k = 0
+            for chunk in chunks:
+                view = byte_view(chunk)
+                if view.nbytes < self.threshold:
+                    small.append(view)
+                    continue
+                if small:
+                    segs.append(Inline(b"".join(small)))
+                    small = []
+                previous = base.plans.get((s, k)) if base is not None else None
+                plan, pieces = planner.plan(view, previous)
+                offered = {pid for pid, _ in pieces}
+                if plan.size != view.nbytes or any(
+                    e.piece not in known and e.piece not in offered for e in plan.extents
+                ):  # not the planner's contract: store the buffer as one piece
+                    pid = planner.piece_id(view)
+                    plan, pieces = (
+                        BufferPlan((Extent(pid, 0, view.nbytes),), view.nbytes),
+                        [(pid, view)],
+                    )
+                for pid, data in pieces:
+                    fresh.setdefault(pid, data)
+                segs.append(_Buf(plan, view))
+                k += 1
+            if small:
+                segs.append(Inline(b"".join(small)))
+            layout.append(segs)
+
+        merge = self._merge_set(layout, base)
+        for segs in layout:
+            for seg in segs:
+                if isinstance(seg, _Buf):
+                    seg.plan = self._compact(seg, known, merge, planner, fresh)
+
+        # The pieces the new HEAD references, in order of first use; the new ones form a pack.
+        used: dict[bytes, None] = {}
+        for segs in layout:
+            for seg in segs:
+                if isinstance(seg, _Buf):
+                    for e in seg.plan.extents:
+                        used.setdefault(e.piece)
+        new = [pid for pid in used if pid not in known]
+        index = Index(salt)
+        pack_name: bytes | None = None
+        pack_chunks: list[Buffer] = []
+        new_bytes = 0
+        if new:
+            nonce = os.urandom(16)
+            pack_name = hashlib.blake2b(
+                nonce + b"".join(new), key=planner.piece_id(b"pack"), digest_size=16
+            ).digest()
+            payloads = [fresh[pid] for pid in new]
+            pack_chunks = self.frames.build(
+                [[p] for p in payloads],
+                generation=generation,
+                meta={"kind": "statevault.pack", "nonce": nonce.hex()},
+                transforms=transforms,
+            )
+            header = _header_of(pack_chunks)
+            raw = sum(memoryview(p).nbytes for p in payloads)
+            new_bytes = raw
+            index.packs[pack_name] = PackRef(
+                pack_name, header.digest, header.size, header.header_size, raw
+            )
+        slot = {pid: j for j, pid in enumerate(new)}
+        for pid in used:
+            if pid in slot:
+                assert pack_name is not None
+                index.pieces[pid] = PieceLoc(pack_name, slot[pid], memoryview(fresh[pid]).nbytes)
+            else:
+                loc = known[pid]
+                index.pieces[pid] = loc
+                if base is not None and loc.pack not in index.packs:
+                    index.packs[loc.pack] = base.index.packs[loc.pack]
+        index.retired = self._retired(base, index, generation, now)
+
+        number = {pid: i for i, pid in enumerate(index.pieces)}
+        manifests: list[list[Buffer]] = []
+        plans: dict[tuple[int, int], BufferPlan] = {}
+        for s, segs in enumerate(layout):
+            out: list[Segment] = []
+            k = 0
+            for seg in segs:
+                if isinstance(seg, _Buf):
+                    out.append(seg.plan)
+                    plans[(s, k)] = seg.plan
+                    k += 1
+                else:
+                    out.append(seg)
+            manifests.append([encode_section(out, number)])
+        manifests.append([encode_index(index)])
+        head = self.frames.build(
+            manifests,
+            generation=generation,
+            meta=meta,
+            transforms=transforms,
+            version=MANIFEST_VERSION,
+        )
+
+        def full() -> list[Buffer]:
+            chunks: list[Buffer] = self.frames.build(
+                sections, generation=generation, meta=meta, transforms=transforms
+            )
+            return chunks
+
+        save = DeltaSave(
+            generation,
+            pack_name,
+            pack_chunks,
+            index,
+            plans,
+            full,
+            new_bytes=new_bytes,
+            reused=base is not None,
+        )
+        return head, save
+
+    def _merge_set(self, layout: list[list[Inline | _Buf]], base: Knowledge | None) -> set[bytes]:
+        """Packs whose live pieces this save copies into its own pack: the fragmented ones
+        (less than half live) and, above ``max_packs``, the smallest until half are left."""
+        if base is None:
+            return set()
+        live: dict[bytes, int] = {}
+        seen: set[bytes] = set()
+        for segs in layout:
+            for seg in segs:
+                if isinstance(seg, _Buf):
+                    for e in seg.plan.extents:
+                        loc = base.index.pieces.get(e.piece)
+                        if loc is not None and e.piece not in seen:
+                            seen.add(e.piece)
+                            live[loc.pack] = live.get(loc.pack, 0) + loc.length
+        merge = {p for p, n in live.items() if n * 2 < base.index.packs[p].raw}
+        kept = sorted((p for p in live if p not in merge), key=lambda p: live[p])
+        if len(kept) + 1 > self.max_packs:
+            while kept and len(kept) + 1 > max(1, self.max_packs // 2):
+                merge.add(kept.pop(0))
+        return merge
+
+    def _compact(
+        self,
+        buf: _Buf,
+        known: dict[bytes, PieceLoc],
+        merge: set[bytes],
+        planner: Planner,
+        fresh: dict[bytes, Buffer],
+    ) -> BufferPlan:
+        """``buf``'s plan with runs of extents in merged packs (and the new extents next to
+        them) rewritten as one new piece each; a buffer of too many extents as one piece."""
+        extents = buf.plan.extents
+        if len(extents) > self.max_extents:
+            pid = planner.piece_id(buf.data)
+            fresh.setdefault(pid, buf.data)
+            return BufferPlan((Extent(pid, 0, buf.plan.size),), buf.plan.size)
+        if not merge or not any(e.piece in known and known[e.piece].pack in merge for e in extents):
+            return buf.plan
+        out: list[Extent] = []
+        run: list[Extent] = []
+        start = position = 0
+
+        def close() -> None:
+            if not run:
+                return
+            if len(run) == 1 and run[0].piece not in known:
+                out.append(run[0])  # a lone new piece: nothing to merge it with
+            else:
+                data = buf.data[start:position]
+                pid = planner.piece_id(data)
+                fresh.setdefault(pid, data)
+                out.append(Extent(pid, 0, position - start))
+            run.clear()
+
+        for e in extents:
+            movable = e.piece not in known or known[e.piece].pack in merge
+            if movable:
+                if not run:
+                    start = position
+                run.append(e)
+            else:
+                close()
+                out.append(e)
+            position += e.length
+        close()
+        return BufferPlan(tuple(out), buf.plan.size)
+
+    def _retired(
+        self, base: Knowledge | None, index: Index, generation: int, now: float
+    ) -> list[Retired]:
+        """The new HEAD's retired packs: the old list (less what was deleted), the packs the
+        base referenced and this HEAD does not, and this writer's orphans."""
+        out: dict[bytes, Retired] = {}
+        sources: list[Index] = []
+        if base is not None:
+            sources.append(base.index)
+        else:
+            # A full save replaces a HEAD this writer does not know (or no longer trusts):
+            # everything its packs and ours were is retired, so nothing leaks.
+            if self.knowledge is not None:
+                sources.append(self.knowledge.index)
+            stored = self._stored_index()
+            if stored is not None:
+                sources.append(stored)
+        for src in sources:
+            for r in src.retired:
+                if r.name not in self.deleted and r.name not in index.packs:
+                    out.setdefault(r.name, r)
+            for name in src.packs:
+                if name not in index.packs:
+                    out.setdefault(name, Retired(name, generation, now))
+        for name in self.orphans:
+            if name not in index.packs:
+                out.setdefault(name, Retired(name, generation, now))
+        return list(out.values())
+
+    def _stored_index(self) -> Index | None:
+        try:
+            reader, _ = self.frames.ranged_reader()
+            return reader.index() if isinstance(reader, DeltaReader) else None
+        except StateError:
+            return None
+
+    # -- after the writes
+
+    def write_pack(self, save: DeltaSave) -> None:
+        """Write the save's pack (before its HEAD); ``StorageError`` as the store raises it."""
+        if save.pack is None:
+            return
+        try:
+            self.pack_store(save.pack).write(save.pack_chunks, expect=ANY)
+        except BaseException:
+            self.orphans.append(save.pack)  # it may have landed all the same
+            raise
+
+    def committed(self, save: DeltaSave, token: str) -> None:
+        """The HEAD of ``save`` is stored as ``token``: it is what the next save deltas from."""
+        self.knowledge = Knowledge(token, save.generation, save.index, save.plans)
+        self.orphans = [o for o in self.orphans if o != save.pack]
+        self.orphans = [o for o in self.orphans if o not in {r.name for r in save.index.retired}]
+        self.deleted.clear()
+        self.force_full = False
+        self._saves += 1
+
+    def failed(self, save: DeltaSave) -> None:
+        """The HEAD of ``save`` was not (knowingly) stored: its pack is an orphan."""
+        if save.pack is not None and save.pack not in self.orphans:
+            self.orphans.append(save.pack)
+
+    # -- garbage collection
+
+    def collect(self, slots: Callable[[], list[tuple[int, int]]], *, force: bool = False) -> int:
+        """Delete retired packs past the grace period that no retained manifest may need.
+
+        ``slots()`` gives (format version, generation) of every readable version slot: a pack
+        retired at generation r may still be referenced by a manifest of a generation below r.
+        Runs every ``gc_every`` saves (``force``: now). Returns how many packs it deleted;
+        never raises for a storage failure (logged: the save stands).
+        """
+        k = self.knowledge
+        if k is None or not k.index.retired:
+            return 0
+        if not force and self._saves % self.gc_every:
+            return 0
+        due_before = time.time() - self.grace
+        due = [r for r in k.index.retired if r.at <= due_before and r.name not in self.deleted]
+        if not due:
+            return 0
+        try:
+            fence = min((g for v, g in slots() if v == MANIFEST_VERSION), default=None)
+        except StateError as e:
+            log.warning("%s: garbage collection skipped: %s", self.frames.url, e)
+            return 0
+        deleted = 0
+        for r in due:
+            if fence is not None and fence < r.generation:
+                continue  # a retained manifest older than the retirement may reference it
+            try:
+                self.pack_store(r.name).delete()
+            except (StateError, OSError) as e:
+                log.warning("%s: garbage collection stopped: %s", self.frames.url, e)
+                break
+            self.deleted.add(r.name)
+            deleted += 1
+        return deleted
