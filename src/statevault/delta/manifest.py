@@ -39,7 +39,7 @@ _PACK: Final = struct.Struct("<16s16sQQQ")  # name, header digest, size, header 
 _PIECE: Final = struct.Struct("<16sIIQ")  # piece id, pack number, section in the pack, length
 _RETIRED: Final = struct.Struct("<16sQd")  # pack name, generation retired at, unix time
 _SECTION_HEAD: Final = struct.Struct("<4sB3xI")  # magic, version, segments
-_SEGMENT: Final = struct.Struct("<IIQQ")  # kind, piece number, offset, length
+_SEGMENT: Final = struct.Struct("<IIQQQ")  # kind, piece number, offset, length, fingerprint
 _INLINE, _FIRST, _MORE = 0, 1, 2  # segment kinds: inline bytes, a buffer's first extent, next
 
 
@@ -153,27 +153,37 @@ def decode_index(data: Buffer) -> Index:
     return index
 
 
-def encode_section(segments: Sequence[Segment], number: dict[bytes, int]) -> bytes:
-    """A manifest section's payload; ``number`` gives each piece id its index-table number."""
+def encode_section(
+    segments: Sequence[Segment], number: dict[bytes, int], marks: Sequence[int] = ()
+) -> bytes:
+    """A manifest section's payload; ``number`` gives each piece id its index-table number,
+    ``marks`` each buffer (in order) the fingerprint of its first bytes (see DeltaStore)."""
     table: list[bytes] = []
     inline: list[Buffer] = []
     position = 0
+    buffers = 0
     for seg in segments:
         if isinstance(seg, Inline):
             n = memoryview(seg.data).nbytes
-            table.append(_SEGMENT.pack(_INLINE, 0, position, n))
+            table.append(_SEGMENT.pack(_INLINE, 0, position, n, 0))
             inline.append(seg.data)
             position += n
             continue
+        mark = marks[buffers] if buffers < len(marks) else 0
+        buffers += 1
         for k, e in enumerate(seg.extents):
-            table.append(_SEGMENT.pack(_MORE if k else _FIRST, number[e.piece], e.offset, e.length))
+            kind = _MORE if k else _FIRST
+            table.append(_SEGMENT.pack(kind, number[e.piece], e.offset, e.length, mark))
     head = _SECTION_HEAD.pack(_SECTION_MAGIC, _VERSION, len(table))
     return b"".join([head, *table, *inline])
 
 
-def decode_section(data: Buffer, ids: Callable[[], Sequence[bytes]]) -> list[Segment]:
+def decode_section(
+    data: Buffer, ids: Callable[[], Sequence[bytes]], marks: list[int] | None = None
+) -> list[Segment]:
     """Parse a manifest section; ``ids()`` gives the index's piece ids in table order (only
-    called when the section has extents, so an inline-only section needs no index)."""
+    called when the section has extents, so an inline-only section needs no index).
+    ``marks``, if given, receives each buffer's fingerprint in order."""
     view = memoryview(data).cast("B")
     if len(view) < _SECTION_HEAD.size:
         raise _corrupt("manifest section")
@@ -199,7 +209,8 @@ def decode_section(data: Buffer, ids: Callable[[], Sequence[bytes]]) -> list[Seg
     used = 0
     pieces: Sequence[bytes] = ()
     for k in range(count):
-        kind, piece, offset, length = _SEGMENT.unpack_from(view, _SECTION_HEAD.size + k * 24)
+        at = _SECTION_HEAD.size + k * _SEGMENT.size
+        kind, piece, offset, length, mark = _SEGMENT.unpack_from(view, at)
         if kind == _INLINE:
             close()
             if offset != used or offset + length > len(inline):
@@ -209,6 +220,8 @@ def decode_section(data: Buffer, ids: Callable[[], Sequence[bytes]]) -> list[Seg
         elif kind in (_FIRST, _MORE) and piece < len(pieces or (pieces := ids())):
             if kind == _FIRST:
                 close()
+                if marks is not None:
+                    marks.append(mark)
             elif not extents:
                 raise _corrupt("manifest section")
             extents.append(Extent(pieces[piece], offset, length))
@@ -220,17 +233,19 @@ def decode_section(data: Buffer, ids: Callable[[], Sequence[bytes]]) -> list[Seg
     return out
 
 
-def plans_of(sections: Iterable[Sequence[Segment]]) -> dict[tuple[int, int], BufferPlan]:
-    """Each buffer's plan keyed by (section, ordinal among the section's large buffers)."""
-    plans: dict[tuple[int, int], BufferPlan] = {}
-    for s, segments in enumerate(sections):
+def plans_of(
+    sections: Iterable[tuple[Sequence[Segment], Sequence[int]]],
+) -> dict[tuple[int, int], tuple[BufferPlan, int]]:
+    """Each buffer's plan and fingerprint keyed by (section, ordinal among its buffers)."""
+    plans: dict[tuple[int, int], tuple[BufferPlan, int]] = {}
+    for s, (segments, marks) in enumerate(sections):
         k = 0
         for seg in segments:
             if isinstance(seg, BufferPlan):
-                plans[(s, k)] = seg
+                plans[(s, k)] = (seg, marks[k] if k < len(marks) else 0)
                 k += 1
     return plans
 
 
-assert _SEGMENT.size == 24
+assert _SEGMENT.size == 32
 assert ID_SIZE == 16

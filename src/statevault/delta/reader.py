@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..errors import IntegrityError, StateNotFoundError, StateTooLargeError
+from ..errors import CorruptStateError, IntegrityError, StateNotFoundError, StateTooLargeError
 from ..frame import FrameReader
 from ..storage import Store
 from ..transforms import Buffer
@@ -107,7 +107,17 @@ class DeltaReader(FrameReader):
             except StateNotFoundError as e:
                 raise self._missing(ref) from e
 
-        reader = FrameReader(read_range, size=ref.size, probe=max(ref.header, 64), **self._options)
+        try:
+            reader = FrameReader(
+                read_range, size=ref.size, probe=max(ref.header, 64), **self._options
+            )
+        except CorruptStateError as e:
+            if isinstance(e, PackError):
+                raise
+            raise PackError(
+                f"{self._url}: pack {ref.name.hex()} is damaged ({e}); restore it, or load a "
+                "retained version (load(fallback=True))"
+            ) from e
         if reader.header.digest != ref.digest:
             raise PackError(
                 f"{self._url}: pack {ref.name.hex()} is not the pack this state recorded (it "

@@ -70,7 +70,8 @@ class Knowledge:
     token: str
     generation: int
     index: Index
-    plans: dict[tuple[int, int], BufferPlan]
+    # (section, ordinal of the buffer in it) -> its plan and the fingerprint of its first bytes
+    plans: dict[tuple[int, int], tuple[BufferPlan, int]]
 
 
 @dataclass
@@ -81,7 +82,7 @@ class DeltaSave:
     pack: bytes | None
     pack_chunks: list[Buffer]
     index: Index
-    plans: dict[tuple[int, int], BufferPlan]
+    plans: dict[tuple[int, int], tuple[BufferPlan, int]]
     full: Callable[[], list[Buffer]]
     new_bytes: int = 0
     reused: bool = False
@@ -92,6 +93,7 @@ class DeltaSave:
 class _Buf:
     plan: BufferPlan
     data: memoryview
+    mark: int
 
 
 def _header_of(chunks: Sequence[Buffer]) -> FrameHeader:
@@ -158,10 +160,11 @@ class DeltaStore:
                 # known, so the next full save retires them)
             index = reader.index()
             ids = list(index.pieces)
-            sections = [
-                decode_section(reader.head.section(i), lambda: ids)
-                for i in range(len(reader.header.sections))
-            ]
+            sections = []
+            for i in range(len(reader.header.sections)):
+                marks: list[int] = []
+                segs = decode_section(reader.head.section(i), lambda: ids, marks)
+                sections.append((segs, marks))
         except StateError:
             self.knowledge = None
             return
@@ -200,6 +203,14 @@ class DeltaStore:
             segs: list[Inline | _Buf] = []
             small: list[memoryview] = []
             k = 0
+            # The previous plan of a buffer: the one whose first bytes had the same
+            # fingerprint (an append or an edit past them), else the one at its place.
+            by_mark: dict[int, list[int]] = {}
+            if base is not None:
+                for (sec, j), (_, m) in base.plans.items():
+                    if sec == s:
+                        by_mark.setdefault(m, []).append(j)
+            taken: set[int] = set()
             for chunk in chunks:
                 view = byte_view(chunk)
                 if view.nbytes < self.threshold:
@@ -208,7 +219,15 @@ class DeltaStore:
                 if small:
                     segs.append(Inline(b"".join(small)))
                     small = []
-                previous = base.plans.get((s, k)) if base is not None else None
+                mark = int.from_bytes(planner.piece_id(view[:256])[:8], "little")
+                previous = None
+                if base is not None:
+                    found = next((j for j in by_mark.get(mark, ()) if j not in taken), None)
+                    if found is None and k not in taken and (s, k) in base.plans:
+                        found = k
+                    if found is not None:
+                        taken.add(found)
+                        previous = base.plans[(s, found)][0]
                 plan, pieces = planner.plan(view, previous)
                 offered = {pid for pid, _ in pieces}
                 if plan.size != view.nbytes or any(
@@ -221,7 +240,7 @@ class DeltaStore:
                     )
                 for pid, data in pieces:
                     fresh.setdefault(pid, data)
-                segs.append(_Buf(plan, view))
+                segs.append(_Buf(plan, view, mark))
                 k += 1
             if small:
                 segs.append(Inline(b"".join(small)))
@@ -277,18 +296,18 @@ class DeltaStore:
 
         number = {pid: i for i, pid in enumerate(index.pieces)}
         manifests: list[list[Buffer]] = []
-        plans: dict[tuple[int, int], BufferPlan] = {}
+        plans: dict[tuple[int, int], tuple[BufferPlan, int]] = {}
         for s, segs in enumerate(layout):
             out: list[Segment] = []
-            k = 0
+            marks: list[int] = []
             for seg in segs:
                 if isinstance(seg, _Buf):
                     out.append(seg.plan)
-                    plans[(s, k)] = seg.plan
-                    k += 1
+                    plans[(s, len(marks))] = (seg.plan, seg.mark)
+                    marks.append(seg.mark)
                 else:
                     out.append(seg)
-            manifests.append([encode_section(out, number)])
+            manifests.append([encode_section(out, number, marks)])
         manifests.append([encode_index(index)])
         head = self.frames.build(
             manifests,
