@@ -139,7 +139,7 @@ def test_loads_give_writeable_independent_arrays(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     sizes=st.lists(st.integers(0, 3_000), min_size=1, max_size=4),
@@ -171,11 +171,11 @@ def test_round_trips_exact_through_every_step(
 def test_append_ticks_write_o_of_the_change(tmp_path: Path) -> None:
     path = tmp_path / "s.sv"
     sm = appending(StateManager(path, spool_dir=False, keep_versions=0))
-    state = tick(series_state(20, 5_000))  # ticked once: every index is an explicit buffer
+    state = tick(series_state(10, 5_000))  # ticked once: every index is an explicit buffer
     sm.save(state)
     full = sm.last_save.bytes_written  # type: ignore[union-attr]
     written = []
-    for _ in range(30):
+    for _ in range(16):
         state = tick(state)
         sm.save(state)
         written.append(sm.last_save.bytes_written)  # type: ignore[union-attr]
@@ -255,9 +255,9 @@ def _collecting(sm: StateManager) -> StateManager:
 def test_gc_deletes_retired_packs_and_keeps_what_versions_need(tmp_path: Path) -> None:
     path = tmp_path / "s.sv"
     sm = _collecting(StateManager(path, spool_dir=False, keep_versions=2))
-    state = tick(series_state(3, 3_000))
+    state = tick(series_state(2, 1_000))
     saved = []
-    for _ in range(25):
+    for _ in range(10):
         sm.save(state)
         saved.append((sm.layers.commit.generation, state))
         state = tick(state)
@@ -388,7 +388,7 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
 def test_versions_are_small_manifests_and_restore_works(tmp_path: Path) -> None:
     path = tmp_path / "s.sv"
     sm = appending(StateManager(path, spool_dir=False, keep_versions=5))
-    state = tick(series_state(5, 5_000))
+    state = tick(series_state(3, 3_000))
     states = []
     for _ in range(6):
         sm.save(state)

@@ -247,10 +247,13 @@ class DeltaStore:
             layout.append(segs)
 
         merge = self._merge_set(layout, base)
+        moved: set[bytes] = set()  # pieces compaction rewrites (even under a known name)
         for segs in layout:
             for seg in segs:
                 if isinstance(seg, _Buf):
-                    seg.plan = self._compact(seg, known, merge, planner, fresh)
+                    seg.plan = self._compact(
+                        seg, known=known, merge=merge, planner=planner, fresh=fresh, moved=moved
+                    )
 
         # The pieces the new HEAD references, in order of first use; the new ones form a pack.
         used: dict[bytes, None] = {}
@@ -259,7 +262,7 @@ class DeltaStore:
                 if isinstance(seg, _Buf):
                     for e in seg.plan.extents:
                         used.setdefault(e.piece)
-        new = [pid for pid in used if pid not in known]
+        new = [pid for pid in used if pid not in known or pid in moved]
         index = Index(salt)
         pack_name: bytes | None = None
         pack_chunks: list[Buffer] = []
@@ -353,17 +356,20 @@ class DeltaStore:
         merge = {p for p, n in live.items() if n * 2 < base.index.packs[p].raw}
         kept = sorted((p for p in live if p not in merge), key=lambda p: live[p])
         if len(kept) + 1 > self.max_packs:
-            while kept and len(kept) + 1 > max(1, self.max_packs // 2):
+            # The smallest go: the big base pack stays, so a merge copies O(recent change).
+            while len(kept) > max(1, self.max_packs // 2):
                 merge.add(kept.pop(0))
         return merge
 
     def _compact(
         self,
         buf: _Buf,
+        *,
         known: dict[bytes, PieceLoc],
         merge: set[bytes],
         planner: Planner,
         fresh: dict[bytes, Buffer],
+        moved: set[bytes],
     ) -> BufferPlan:
         """``buf``'s plan with runs of extents in merged packs (and the new extents next to
         them) rewritten as one new piece each; a buffer of too many extents as one piece."""
@@ -371,6 +377,7 @@ class DeltaStore:
         if len(extents) > self.max_extents:
             pid = planner.piece_id(buf.data)
             fresh.setdefault(pid, buf.data)
+            moved.add(pid)
             return BufferPlan((Extent(pid, 0, buf.plan.size),), buf.plan.size)
         if not merge or not any(e.piece in known and known[e.piece].pack in merge for e in extents):
             return buf.plan
@@ -386,7 +393,8 @@ class DeltaStore:
             else:
                 data = buf.data[start:position]
                 pid = planner.piece_id(data)
-                fresh.setdefault(pid, data)
+                fresh[pid] = data
+                moved.add(pid)
                 out.append(Extent(pid, 0, position - start))
             run.clear()
 
