@@ -185,13 +185,15 @@ class DeltaStore:
         meta: dict[str, Any],
         transforms: Sequence[Transform],
         base_token: object,
+        stored: tuple[bytes, int] | None = None,
     ) -> tuple[list[Buffer], DeltaSave]:
         """The HEAD's chunks and the pack to write before it.
 
         ``base_token``: the token of the HEAD this save replaces (None: unknown); pieces are shared
-        only with it, and only if it is the HEAD this writer last saved or loaded. No I/O,
-        except on a full save over a state this writer does not know: one ranged read of the
-        stored index, so its packs are retired instead of leaked."""
+        only with it, and only if it is the HEAD this writer last saved or loaded. ``stored``:
+        the first bytes and size of the stored HEAD as the expectation read them (b"": none).
+        No I/O, except on a full save over a HEAD larger than those bytes that this writer
+        does not know: ranged reads of its index, so its packs are retired, not leaked."""
         base = self.knowledge if self.knows(base_token) else None
         now = time.time()
         salt = base.index.salt if base is not None else os.urandom(16)
@@ -295,7 +297,7 @@ class DeltaStore:
                 index.pieces[pid] = loc
                 if base is not None and loc.pack not in index.packs:
                     index.packs[loc.pack] = base.index.packs[loc.pack]
-        index.retired = self._retired(base, index, generation, now)
+        index.retired = self._retired(base, index, generation, now, stored)
 
         number = {pid: i for i, pid in enumerate(index.pieces)}
         manifests: list[list[Buffer]] = []
@@ -412,7 +414,12 @@ class DeltaStore:
         return BufferPlan(tuple(out), buf.plan.size)
 
     def _retired(
-        self, base: Knowledge | None, index: Index, generation: int, now: float
+        self,
+        base: Knowledge | None,
+        index: Index,
+        generation: int,
+        now: float,
+        stored: tuple[bytes, int] | None,
     ) -> list[Retired]:
         """The new HEAD's retired packs: the old list (less what was deleted), the packs the
         base referenced and this HEAD does not, and this writer's orphans."""
@@ -425,9 +432,9 @@ class DeltaStore:
             # everything its packs and ours were is retired, so nothing leaks.
             if self.knowledge is not None:
                 sources.append(self.knowledge.index)
-            stored = self._stored_index()
-            if stored is not None:
-                sources.append(stored)
+            found = self._stored_index(stored)
+            if found is not None:
+                sources.append(found)
         for src in sources:
             for r in src.retired:
                 if r.name not in self.deleted and r.name not in index.packs:
@@ -440,9 +447,15 @@ class DeltaStore:
                 out.setdefault(name, Retired(name, generation, now))
         return list(out.values())
 
-    def _stored_index(self) -> Index | None:
+    def _stored_index(self, stored: tuple[bytes, int] | None) -> Index | None:
+        """The index of the stored HEAD (None: none stored, not a manifest, unreadable)."""
         try:
-            reader, _ = self.frames.ranged_reader()
+            if stored is not None and len(stored[0]) == stored[1]:
+                if not stored[1]:
+                    return None  # nothing is stored
+                reader = self.frames.reader(stored[0])  # the whole HEAD came with the probe
+            else:
+                reader, _ = self.frames.ranged_reader()
             return reader.index() if isinstance(reader, DeltaReader) else None
         except StateError:
             return None

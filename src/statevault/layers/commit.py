@@ -137,8 +137,11 @@ class Commit:
         # Token of a stored legacy JSON document: the first save keeps a copy of it at
         # ``<url>.legacy.json`` before converting it to a frame.
         self.legacy_token: str | None = None
-        # The token the last ``expectation`` read from the store (None: it did not ask).
+        # The token the last ``expectation`` read from the store (None: it did not ask), and
+        # the bytes it read (b"" when nothing was stored): a delta save over a HEAD it does
+        # not know retires that HEAD's packs, and a small HEAD needs no further read for it.
         self.head_token: str | None = None
+        self.head_seen: tuple[bytes, int] | None = None
 
     @property
     def url(self) -> str:
@@ -212,16 +215,17 @@ class Commit:
         read (and ``on_unreadable`` is ``"raise"``), ``UnsupportedFormatError`` for a newer one.
         """
         self.check_replaceable()
-        self.head_token = None
+        self.head_token = self.head_seen = None
         if self.observed and (self.on_conflict == "raise" or strict):
             expect: object = self.token  # None: we saw no state, so none may exist now
             return expect, max(self.generation or 0, self.issued) + 1
         # One request on S3 (a ranged GET carries the ETag): a first save costs two in all.
         head = self.frames.store.read_head(HEADER_PROBE)
         if head is None:
+            self.head_seen = (b"", 0)
             return None, max(1, self.issued + 1)
         prefix, info = head
-        self.head_token = info.token
+        self.head_token, self.head_seen = info.token, (prefix, info.size)
         try:
             header = parse_header(prefix, total_size=info.size)
             generation = header.generation
@@ -287,6 +291,7 @@ class Commit:
             meta=snapshot.meta,
             transforms=snapshot.transforms,
             base_token=base,
+            stored=self.head_seen,
         )
         return Pending(head, generation, expect, save)
 
