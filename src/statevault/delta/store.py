@@ -11,6 +11,10 @@ a grace period that no retained version may need). docs/design.md ("Delta saves"
 this is safe between writers; docs/format.md has the layout.
 
 Not thread-safe by itself: the manager's lock covers every call.
+
+Longer than 400 lines on purpose: the save's planning, the retired list and garbage
+collection share one writer's knowledge and must be read together to check the safety
+argument; the pure parts live in ``manifest``, ``compact`` and ``reader``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..frame import MANIFEST_VERSION, FrameHeader, header_length, parse_header
 from ..storage import ANY, Store
 from ..storage.base import byte_view
 from ..transforms import Buffer, Transform
+from .compact import Compaction, compact_plan, merge_set
 from .manifest import (
     Index,
     Inline,
@@ -248,14 +253,15 @@ class DeltaStore:
                 segs.append(Inline(b"".join(small)))
             layout.append(segs)
 
-        merge = self._merge_set(layout, base)
+        bufs = [seg for segs in layout for seg in segs if isinstance(seg, _Buf)]
+        merge = merge_set([b.plan for b in bufs], base.index, self.max_packs) if base else set()
         moved: set[bytes] = set()  # pieces compaction rewrites (even under a known name)
-        for segs in layout:
-            for seg in segs:
-                if isinstance(seg, _Buf):
-                    seg.plan = self._compact(
-                        seg, known=known, merge=merge, planner=planner, fresh=fresh, moved=moved
-                    )
+        for buf in bufs:
+            buf.plan = compact_plan(
+                buf.plan,
+                buf.data,
+                Compaction(known, merge, planner, fresh, moved, self.max_extents),
+            )
 
         # The pieces the new HEAD references, in order of first use; the new ones form a pack.
         used: dict[bytes, None] = {}
@@ -339,79 +345,6 @@ class DeltaStore:
             reused=base is not None,
         )
         return head, save
-
-    def _merge_set(self, layout: list[list[Inline | _Buf]], base: Knowledge | None) -> set[bytes]:
-        """Packs whose live pieces this save copies into its own pack: the fragmented ones
-        (less than half live) and, above ``max_packs``, the smallest until half are left."""
-        if base is None:
-            return set()
-        live: dict[bytes, int] = {}
-        seen: set[bytes] = set()
-        for segs in layout:
-            for seg in segs:
-                if isinstance(seg, _Buf):
-                    for e in seg.plan.extents:
-                        loc = base.index.pieces.get(e.piece)
-                        if loc is not None and e.piece not in seen:
-                            seen.add(e.piece)
-                            live[loc.pack] = live.get(loc.pack, 0) + loc.length
-        merge = {p for p, n in live.items() if n * 2 < base.index.packs[p].raw}
-        kept = sorted((p for p in live if p not in merge), key=lambda p: live[p])
-        if len(kept) + 1 > self.max_packs:
-            # The smallest go: the big base pack stays, so a merge copies O(recent change).
-            while len(kept) > max(1, self.max_packs // 2):
-                merge.add(kept.pop(0))
-        return merge
-
-    def _compact(
-        self,
-        buf: _Buf,
-        *,
-        known: dict[bytes, PieceLoc],
-        merge: set[bytes],
-        planner: Planner,
-        fresh: dict[bytes, Buffer],
-        moved: set[bytes],
-    ) -> BufferPlan:
-        """``buf``'s plan with runs of extents in merged packs (and the new extents next to
-        them) rewritten as one new piece each; a buffer of too many extents as one piece."""
-        extents = buf.plan.extents
-        if len(extents) > self.max_extents:
-            pid = planner.piece_id(buf.data)
-            fresh.setdefault(pid, buf.data)
-            moved.add(pid)
-            return BufferPlan((Extent(pid, 0, buf.plan.size),), buf.plan.size)
-        if not merge or not any(e.piece in known and known[e.piece].pack in merge for e in extents):
-            return buf.plan
-        out: list[Extent] = []
-        run: list[Extent] = []
-        start = position = 0
-
-        def close() -> None:
-            if not run:
-                return
-            if len(run) == 1 and run[0].piece not in known:
-                out.append(run[0])  # a lone new piece: nothing to merge it with
-            else:
-                data = buf.data[start:position]
-                pid = planner.piece_id(data)
-                fresh[pid] = data
-                moved.add(pid)
-                out.append(Extent(pid, 0, position - start))
-            run.clear()
-
-        for e in extents:
-            movable = e.piece not in known or known[e.piece].pack in merge
-            if movable:
-                if not run:
-                    start = position
-                run.append(e)
-            else:
-                close()
-                out.append(e)
-            position += e.length
-        close()
-        return BufferPlan(tuple(out), buf.plan.size)
 
     def _retired(
         self,

@@ -19,6 +19,9 @@ or loaded writes only new pieces: the pack first, then the manifest HEAD with th
 compare-and-swap; any other save (first save, after a conflict, ``on_conflict="overwrite"``
 over another writer) writes every piece anew, so a HEAD never references a pack that another
 writer may have retired. A spooled save is always a self-contained frame.
+
+Longer than 400 lines on purpose: the delta hooks sit inside the compare-and-swap paths they
+depend on (expectation, write, recovery of a refused write), which read best in one place.
 """
 
 from __future__ import annotations
