@@ -289,6 +289,8 @@ def test_gc_waits_for_the_grace_period(tmp_path: Path) -> None:
     delta.grace = 0.0
     sm.save({**state, "cash": 3.0})
     assert not set(first) & set(packs_of(path))
+    locks = [p.name for p in (tmp_path / "s.sv.packs").iterdir() if p.name.endswith(".lock")]
+    assert f".{first[0].name}.lock" not in locks  # no lock file left per collected pack
     same(StateManager(path, spool_dir=False).load(), {**state, "cash": 3.0})
 
 
