@@ -21,6 +21,7 @@ from statevault import (
     ConflictError,
     IntegrityError,
     StateManager,
+    StateTooLargeError,
     StorageError,
     TradingStateManager,
     generate_key,
@@ -454,3 +455,10 @@ def test_delta_reader_is_what_frames_give_for_a_manifest(tmp_path: Path) -> None
     reader, _ = sm.layers.frames.ranged_reader()
     assert isinstance(reader, DeltaReader)
     reader.verify()
+
+
+def test_a_delta_state_larger_than_max_state_bytes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sv"
+    StateManager(path, spool_dir=False, compression=None).save({"blob": os.urandom(100_000)})
+    with pytest.raises(StateTooLargeError):
+        StateManager(path, spool_dir=False, max_state_bytes=50_000).load()

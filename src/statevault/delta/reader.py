@@ -112,8 +112,8 @@ class DeltaReader(FrameReader):
                 read_range, size=ref.size, probe=max(ref.header, 64), **self._options
             )
         except CorruptStateError as e:
-            if isinstance(e, PackError):
-                raise
+            if isinstance(e, PackError | StateTooLargeError):
+                raise  # already says what is wrong (a limit is not damage)
             raise PackError(
                 f"{self._url}: pack {ref.name.hex()} is damaged ({e}); restore it, or load a "
                 "retained version (load(fallback=True))"
