@@ -62,7 +62,8 @@ class DeltaReader(FrameReader):
         self._url = url
         self._index: Index | None = None
         self._ids: list[bytes] = []
-        self._packs: dict[bytes, FrameReader] = {}
+        # name -> the pack's reader, its raw ranged read, the spans fetched ahead of it
+        self._packs: dict[bytes, tuple[FrameReader, Callable[[int, int], Buffer], list[Any]]] = {}
         self._pieces: dict[bytes, Buffer] = {}
         self._uses: Counter[bytes] = Counter()
 
@@ -88,10 +89,11 @@ class DeltaReader(FrameReader):
 
     # -- pieces
 
-    def _pack(self, name: bytes) -> FrameReader:
-        reader = self._packs.get(name)
-        if reader is not None:
-            return reader
+    def _pack(self, name: bytes) -> tuple[FrameReader, Callable[[int, int], Buffer], list[Any]]:
+        """The pack's reader, its raw ranged read, and the window the reader reads first."""
+        known = self._packs.get(name)
+        if known is not None:
+            return known
         ref = self.index().packs.get(name)
         if ref is None:
             raise PackError(f"{self._url}: a manifest names a pack its index does not list")
@@ -102,6 +104,9 @@ class DeltaReader(FrameReader):
             for at, data in window:
                 if at <= start and end <= at + len(data):
                     return memoryview(data)[start - at : end - at]
+            return fetch(start, end)
+
+        def fetch(start: int, end: int) -> Buffer:
             try:
                 return store.read_range(start, end)
             except StateNotFoundError as e:
@@ -123,9 +128,8 @@ class DeltaReader(FrameReader):
                 f"{self._url}: pack {ref.name.hex()} is not the pack this state recorded (it "
                 "was replaced or altered after writing); restore a backup"
             )
-        reader._svd_window = window  # type: ignore[attr-defined]  # spans fetched ahead
-        self._packs[name] = reader
-        return reader
+        self._packs[name] = (reader, fetch, window)
+        return reader, fetch, window
 
     def _missing(self, ref: PackRef) -> PackError:
         return PackError(
@@ -147,7 +151,7 @@ class DeltaReader(FrameReader):
             by_pack.setdefault(loc.pack, []).append(pid)
         for name, pids in by_pack.items():
             try:
-                reader = self._pack(name)
+                reader, fetch, window = self._pack(name)
             except StateNotFoundError as e:
                 raise self._missing(index.packs[name]) from e
             entries = reader.header.sections
@@ -157,10 +161,9 @@ class DeltaReader(FrameReader):
             start = entries[sections[0]].offset
             last = sections[-1]
             end = entries[last + 1].offset if last + 1 < len(entries) else entries[last].end
-            window = reader._svd_window  # type: ignore[attr-defined]
             window.clear()
-            if end > len(reader._cache):  # a small pack came whole with its header
-                window.append((start, reader._read(start, end)))
+            # The probe read exactly the header (its size is in the index): one more read.
+            window.append((start, fetch(start, end)))
             for pid in pids:
                 loc = index.pieces[pid]
                 data = reader.section(loc.section)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from ..errors import StateError
 from ..frame import MANIFEST_VERSION, FrameHeader, header_length, parse_header
-from ..storage import ANY, Store
+from ..storage import ANY, ObjectInfo, Store
 from ..storage.base import byte_view
 from ..storage.local import LocalStore
 from ..transforms import Buffer, Transform
@@ -407,6 +407,32 @@ class DeltaStore:
             return None
 
     # -- after the writes
+
+    def prepare_snapshot(
+        self, snapshot: Any, generation: int, base_token: object, stored: Any
+    ) -> tuple[list[Buffer], DeltaSave]:
+        """``prepare`` for a ``Snapshot``; ``stored``: the commit layer's (token, first bytes,
+        size) of the stored HEAD, or None."""
+        return self.prepare(
+            snapshot.sections,
+            generation=generation,
+            meta=snapshot.meta,
+            transforms=snapshot.transforms,
+            base_token=base_token,
+            stored=None if stored is None else (stored[1], stored[2]),
+        )
+
+    def write(self, save: DeltaSave, write_head: Callable[[], ObjectInfo]) -> ObjectInfo:
+        """Write the save's pack, then its HEAD (``write_head``); the HEAD's outcome decides
+        whether the pack is what the next save shares or an orphan to retire."""
+        self.write_pack(save)
+        try:
+            info = write_head()
+        except BaseException:
+            self.failed(save)
+            raise
+        self.committed(save, info.token)
+        return info
 
     def write_pack(self, save: DeltaSave) -> None:
         """Write the save's pack (before its HEAD); ``StorageError`` as the store raises it."""

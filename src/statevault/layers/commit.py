@@ -12,17 +12,7 @@ two things that are not another writer:
 
 It reads the current state (``read_current``) so that a load's observation and a save's
 expectation come from one place; a save is ``prepare`` then ``write``; ``offline`` frames a
-snapshot for the failover layer when the store cannot be asked.
-
-With a ``DeltaStore`` (``delta=``) a save whose expectation is the HEAD this writer last saved
-or loaded writes only new pieces: the pack first, then the manifest HEAD with the same
-compare-and-swap; any other save (first save, after a conflict, ``on_conflict="overwrite"``
-over another writer) writes every piece anew, so a HEAD never references a pack that another
-writer may have retired. A spooled save is always a self-contained frame.
-
-Longer than 400 lines on purpose: the delta hooks sit inside the compare-and-swap paths they
-depend on (expectation, write, recovery of a refused write), which read best in one place.
-"""
+snapshot for the failover layer when the store cannot be asked. ``delta=``: delta saves."""
 
 from __future__ import annotations
 
@@ -43,7 +33,7 @@ from ..errors import (
 from ..frame import HEADER_PROBE, NeedMoreBytes, parse_header
 from ..storage import ANY, ObjectInfo
 from ..transforms import Buffer
-from .aside import copy_aside, damaged_error, missing_key, replaceable
+from .aside import copy_aside, damaged_error, damaged_token, missing_key, replaceable
 from .framestore import FrameStore, frame_prefix
 from .legacy import is_frame
 from .snapshot import Snapshot
@@ -61,18 +51,12 @@ Decode = Callable[[Any], tuple[dict[str, Any], int]]
 
 @dataclass(frozen=True)
 class Pending:
-    """A framed save waiting to be written: its chunks, generation and write expectation.
-
-    ``delta``: the ``DeltaSave`` of a manifest HEAD (its pack is written first)."""
+    """A framed save waiting to be written: chunks, generation, expectation (and delta)."""
 
     chunks: list[Buffer]
     generation: int
     expect: object
     delta: DeltaSave | None = None
-
-    def self_contained(self) -> list[Buffer]:
-        """The save as one frame that needs nothing else (what the spool keeps)."""
-        return self.chunks if self.delta is None else self.delta.full()
 
 
 @dataclass(frozen=True)
@@ -140,11 +124,7 @@ class Commit:
         # Token of a stored legacy JSON document: the first save keeps a copy of it at
         # ``<url>.legacy.json`` before converting it to a frame.
         self.legacy_token: str | None = None
-        # The token the last ``expectation`` read from the store (None: it did not ask), and
-        # the bytes it read (b"" when nothing was stored): a delta save over a HEAD it does
-        # not know retires that HEAD's packs, and a small HEAD needs no further read for it.
-        self.head_token: str | None = None
-        self.head_seen: tuple[bytes, int] | None = None
+        self.head_seen: tuple[str | None, bytes, int] | None = None  # expectation's probe
 
     @property
     def url(self) -> str:
@@ -218,17 +198,17 @@ class Commit:
         read (and ``on_unreadable`` is ``"raise"``), ``UnsupportedFormatError`` for a newer one.
         """
         self.check_replaceable()
-        self.head_token = self.head_seen = None
+        self.head_seen = None
         if self.observed and (self.on_conflict == "raise" or strict):
             expect: object = self.token  # None: we saw no state, so none may exist now
             return expect, max(self.generation or 0, self.issued) + 1
         # One request on S3 (a ranged GET carries the ETag): a first save costs two in all.
         head = self.frames.store.read_head(HEADER_PROBE)
         if head is None:
-            self.head_seen = (b"", 0)
+            self.head_seen = (None, b"", 0)
             return None, max(1, self.issued + 1)
         prefix, info = head
-        self.head_token, self.head_seen = info.token, (prefix, info.size)
+        self.head_seen = (info.token, prefix, info.size)
         try:
             header = parse_header(prefix, total_size=info.size)
             generation = header.generation
@@ -284,18 +264,9 @@ class Commit:
         generation = max(generation, min_generation)
         if self.delta is None:
             return Pending(self._frame(snapshot, generation), generation, expect)
-        # The HEAD this save replaces, as far as this writer can tell: the expectation, or
-        # (on_conflict="overwrite") what the store held a moment ago. A delta save shares
-        # pieces only with that HEAD, and only if this writer knows it.
-        base = self.head_token if expect is ANY else expect
-        head, save = self.delta.prepare(
-            snapshot.sections,
-            generation=generation,
-            meta=snapshot.meta,
-            transforms=snapshot.transforms,
-            base_token=base,
-            stored=self.head_seen,
-        )
+        # Pieces are shared only with the HEAD replaced (overwrite: the one probed).
+        base = self.head_seen[0] if expect is ANY and self.head_seen else expect
+        head, save = self.delta.prepare_snapshot(snapshot, generation, base, self.head_seen)
         return Pending(head, generation, expect, save)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
@@ -321,18 +292,14 @@ class Commit:
         """
         self.keep_unreadable_aside(pending.expect)
         self.keep_legacy_copy(pending.expect)
-        save = pending.delta
         try:
-            if save is not None and self.delta is not None:
-                self.delta.write_pack(save)
-            info = self._write(pending)
+            if pending.delta is None or self.delta is None:
+                info = self._write(pending)
+            else:  # the pack, then the HEAD
+                info = self.delta.write(pending.delta, lambda: self._write(pending))
         except ConflictError:
-            if save is not None and self.delta is not None:
-                self.delta.failed(save)
             raise
         except StorageError:
-            if save is not None and self.delta is not None:
-                self.delta.failed(save)
             # Unknown outcome: it may have landed, so its generation is never used again.
             self.issued = max(self.issued, pending.generation)
             self.unacknowledged.append((frame_prefix(pending.chunks), pending.generation))
@@ -340,8 +307,6 @@ class Commit:
             raise
         self.unacknowledged.clear()
         self.observe(info.token, pending.generation)
-        if save is not None and self.delta is not None:
-            self.delta.committed(save, info.token)
         self.unreadable_token = None
         self.refused = None
         return info
@@ -360,7 +325,7 @@ class Commit:
             landed = self.unacknowledged_landed()
             if landed is not None:
                 return self.frames.write(chunks, landed)
-            damaged = self.damaged_current()
+            damaged = damaged_token(self.frames.read, self.decode)
             if damaged is not None and not (
                 self.on_unreadable == "replace" or self.has_readable_version()
             ):
@@ -418,23 +383,6 @@ class Commit:
                 )
                 self.observe(head[1].token, generation)
                 return head[1].token
-        return None
-
-    def damaged_current(self) -> str | None:
-        """The token of the stored object if it is damaged beyond reading, else None.
-
-        Only called after a refused write (rare), so reading the whole object is acceptable.
-        """
-        try:
-            data, info = self.frames.read()
-        except StateError:
-            return None
-        try:
-            self.decode(data)
-        except CorruptStateError:
-            return info.token
-        except StateError:
-            return None  # readable bytes this process cannot use (keys, types): not ours to judge
         return None
 
     def keep_legacy_copy(self, expect: object) -> None:

@@ -131,7 +131,8 @@ class Failover:
         commit = self.commit
         base = {"token": commit.token, "generation": commit.generation} if commit.observed else None
         try:
-            self.spool.put(pending.self_contained(), base)
+            # A spooled save is self-contained: a delta save's full frame, never a manifest.
+            self.spool.put(pending.chunks if pending.delta is None else pending.delta.full(), base)
         except (StateError, OSError) as spool_error:
             log.error("could not spool the state of %s either: %s", self.url, spool_error)
             return error
