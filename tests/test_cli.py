@@ -453,7 +453,7 @@ def test_show_a_retained_version(tmp_path: Path) -> None:
     run = statevault("show", str(path), "--version", "3")
     assert run.code == 0, run.err
     assert run.out.splitlines() == [
-        f"# {path}  (retained version 3, statevault frame v1)",
+        f"# {path}  (retained version 3, statevault frame v2)",  # a delta manifest
         "n: 3",
         "tag: 'xxx'",
     ]

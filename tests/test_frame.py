@@ -41,6 +41,7 @@ from statevault.frame import (
     FORMAT_VERSION,
     HEADER_PROBE,
     MAGIC,
+    PLAIN_VERSION,
     PREFIX_SIZE,
     FrameReader,
     NeedMoreBytes,
@@ -187,7 +188,7 @@ def test_round_trip_every_stack(stack: str) -> None:
     data = frame_bytes(stack, meta={"kind": "test", "schema_version": 2})
     assert read_all(data) == [joined(s) for s in SECTIONS]
     header = parse_header(data, total_size=len(data))
-    assert header.version == FORMAT_VERSION
+    assert header.version == PLAIN_VERSION
     assert header.generation == 7
     assert header.size == len(data)
     assert header.meta == {"kind": "test", "schema_version": 2}
@@ -494,7 +495,8 @@ def test_trailing_bytes_are_integrity_error() -> None:
 
 def test_newer_format_version() -> None:
     data = forge_raw(b'{"anything":"a future header"}', version=FORMAT_VERSION + 1)
-    with pytest.raises(UnsupportedFormatError, match=r"newer statevault \(format 2\); upgrade"):
+    newer = rf"newer statevault \(format {FORMAT_VERSION + 1}\); upgrade"
+    with pytest.raises(UnsupportedFormatError, match=newer):
         FrameReader.from_bytes(data)
     with pytest.raises(UnsupportedFormatError):
         header_length(data)

@@ -81,7 +81,7 @@ def test_state_info_is_typed_and_its_dict_is_get_state_info(tmp_path: Path) -> N
         "url", "protocol", "exists", "size", "last_modified", "generation", "format_version",
         "transforms", "encrypted", "sections", "created", "kind", "readable", "atomic",
         "conditional_writes", "spool", "unflushed", "schema_version", "keep_versions",
-        "last_load_source", "fallback", "history_error",
+        "last_load_source", "fallback", "history_error", "delta",
     ]  # fmt: skip
 
 

@@ -112,7 +112,7 @@ def test_get_state_info_reports_the_header(tmp_path: Path) -> None:
     assert info["readable"] is True
     assert info["size"] == (tmp_path / "s.state").stat().st_size
     assert info["generation"] == 2
-    assert info["format_version"] == 1
+    assert info["format_version"] == 2  # a delta manifest (delta=True, the default)
     assert info["transforms"] == ["zstd", "fernet"]
     assert info["encrypted"] is True
     assert info["sections"] == 1

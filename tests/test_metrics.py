@@ -28,13 +28,15 @@ def test_save_and_load_records(tmp_path: Any, caplog: pytest.LogCaptureFixture) 
     assert save.ok
     assert save.generation == generation == 1
     assert not save.spooled
-    assert save.bytes_written == (tmp_path / "s.bin").stat().st_size
+    packs = tmp_path / "s.bin.packs"  # delta saves: the pack, then the HEAD
+    stored = sum(p.stat().st_size for p in packs.iterdir() if not p.name.startswith("."))
+    assert save.bytes_written == (tmp_path / "s.bin").stat().st_size + stored
     assert save.requests >= 1
     assert save.total >= save.encode + save.transform + save.write
     assert load.ok
     assert load.generation == 1
     assert load.source == "primary"
-    assert load.bytes_read == (tmp_path / "s.bin").stat().st_size
+    assert load.bytes_read == (tmp_path / "s.bin").stat().st_size + stored
     assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["SaveMetrics", "LoadMetrics"]
 
 

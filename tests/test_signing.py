@@ -46,7 +46,7 @@ def reframe(frame: bytes, edit: Callable[[int, bytearray], None]) -> bytes:
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     data_start = _align(PREFIX_SIZE + len(text))
     body = text + bytes(data_start - PREFIX_SIZE - len(text))
-    first = struct.pack("<8sIII", MAGIC, 1, len(text), zlib.crc32(body))
+    first = struct.pack("<8sIII", MAGIC, header.version, len(text), zlib.crc32(body))
     out = bytearray(first + struct.pack("<I", zlib.crc32(first)) + body)
     for i, data in enumerate(stored):
         if i:

@@ -47,7 +47,9 @@ __all__ = [
     "HEADER_PROBE",
     "MAGIC",
     "MAX_CREATED",
+    "MANIFEST_VERSION",
     "MAX_GENERATION",
+    "PLAIN_VERSION",
     "PREFIX_SIZE",
     "FrameHeader",
     "FrameReader",
@@ -60,8 +62,13 @@ __all__ = [
 
 #: PNG-style: a high-bit byte (7-bit transfers), "SVT", CR LF (newline conversion), ^Z, LF.
 MAGIC: Final = b"\x89SVT\r\n\x1a\n"
-#: The frame format this module writes; it reads every version up to this one.
-FORMAT_VERSION: Final = 1
+#: The newest frame format this module reads (it reads every version up to this one).
+FORMAT_VERSION: Final = 2
+#: The version of a self-contained frame (every ``build_frame`` unless told otherwise).
+PLAIN_VERSION: Final = 1
+#: The version of a delta manifest: sections that refer to pieces stored in packs
+#: (``statevault.delta``); an older reader must refuse it rather than misread it.
+MANIFEST_VERSION: Final = 2
 #: Section offsets (and the end of the header) are multiples of this.
 ALIGN: Final = 64
 #: Size of the fixed prefix: magic, version, header length, header CRC, prefix CRC.
@@ -185,14 +192,16 @@ def build_frame(
     generation: int,
     meta: Mapping[str, Any] | None = None,
     created: float | None = None,
+    version: int = PLAIN_VERSION,
 ) -> list[Buffer]:
     """Frame ``sections`` (each a list of byte chunks); return the frame's chunks, in order.
 
     Write the chunks back to back. Each section goes through ``transforms`` in order. Without
     transforms large chunks are passed through uncopied (so do not modify them before the
     write); small pieces are coalesced. ``meta`` must be small non-secret JSON: it is stored in
-    clear. Raises ``SerializationError`` for a non-JSON ``meta``/params or a non-buffer chunk,
-    ``TransformError`` if a transform fails.
+    clear. ``version`` is ``PLAIN_VERSION`` except for a delta manifest (``MANIFEST_VERSION``,
+    written by ``statevault.delta``). Raises ``SerializationError`` for a non-JSON
+    ``meta``/params or a non-buffer chunk, ``TransformError`` if a transform fails.
     """
     if isinstance(generation, bool) or not isinstance(generation, int):
         raise TypeError(f"generation must be an int, not {type(generation).__name__}")
@@ -249,7 +258,9 @@ def build_frame(
         raise SerializationError(f"the frame header would be {len(header_json)} bytes: too many")
     data_start = _align(PREFIX_SIZE + len(header_json))
     body = header_json + bytes(data_start - PREFIX_SIZE - len(header_json))
-    first = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_json), zlib.crc32(body), 0)[:20]
+    if version not in (PLAIN_VERSION, MANIFEST_VERSION):
+        raise ValueError(f"version must be {PLAIN_VERSION} or {MANIFEST_VERSION}, not {version}")
+    first = _PREFIX.pack(MAGIC, version, len(header_json), zlib.crc32(body), 0)[:20]
     prefix = first + struct.pack("<I", zlib.crc32(first))
 
     out: list[Buffer] = []
@@ -508,7 +519,8 @@ class FrameReader:
     truncation and trailing bytes are caught up front. Transforms are rebuilt from the frame by
     ``transforms`` (default ``default_transforms``) with ``keyring``, at the first section read,
     so the header of an encrypted state can be read without a key. ``section`` may be called
-    from several threads if ``read_range`` allows it.
+    from several threads if ``read_range`` allows it. ``probe``: how many bytes the first read
+    asks for (a caller that knows the header's size passes it: a delta pack).
     """
 
     def __init__(
@@ -520,6 +532,7 @@ class FrameReader:
         keyring: Keyring | None = None,
         max_bytes: int | None = None,
         require_authentication: bool = False,
+        probe: int = HEADER_PROBE,
     ) -> None:
         self._read = read_range
         self._max_bytes = max_bytes
@@ -527,7 +540,7 @@ class FrameReader:
         self._registry = transforms if transforms is not None else default_transforms
         self._keyring = keyring
         self._stack: list[Transform] | None = None
-        want = HEADER_PROBE if size is None else min(size, HEADER_PROBE)
+        want = probe if size is None else min(size, probe)
         cache = self._fetch(0, want)
         known = size
         if len(cache) < want:

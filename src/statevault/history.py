@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .errors import StateError, StateNotFoundError
+from .errors import CorruptStateError, StateError, StateNotFoundError
 from .frame import FrameHeader
 from .storage import ObjectInfo, Store
 
@@ -100,6 +100,16 @@ class History:
             found.append(Version(header.generation, created, header.size, index, slot))
         found.sort(key=lambda v: v.generation, reverse=True)
         return found, damaged
+
+    def headers(self, header_of: Callable[[Store], FrameHeader]) -> list[FrameHeader]:
+        """The header of every slot that reads (empty and damaged slots left out)."""
+        out: list[FrameHeader] = []
+        for slot in self._slots:
+            try:
+                out.append(header_of(slot))
+            except (StateNotFoundError, CorruptStateError):
+                continue  # never written, or unreadable for good; a storage error propagates
+        return out
 
     def find(self, generation: int, header_of: Callable[[Store], FrameHeader]) -> Store | None:
         """The slot holding ``generation``, or None if it is no longer retained."""

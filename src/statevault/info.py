@@ -10,7 +10,10 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from .delta.reader import DeltaReader
+from .delta.stats import describe
 from .errors import StateError, StorageError
+from .frame import MANIFEST_VERSION
 from .layers import Commit, Failover, FrameStore
 
 __all__ = ["SpoolInfo", "StateInfo", "describe_state"]
@@ -68,6 +71,8 @@ class StateInfo:
     error: str | None = field(default=None)
     #: Why the last save's retained version could not be kept (the save itself stood).
     history_error: str | None = field(default=None)
+    #: A delta manifest's packs and fragmentation (``statevault.delta.stats``), else None.
+    delta: dict[str, Any] | None = field(default=None)
 
     def as_dict(self) -> dict[str, Any]:
         """The spec's dict form; ``error`` is present only when there is one."""
@@ -76,6 +81,17 @@ class StateInfo:
         if self.error is None:
             del out["error"]
         return out
+
+
+def _delta(frames: FrameStore) -> dict[str, Any]:
+    """The delta manifest's figures; ``{"error": ...}`` when its index cannot be read (no key)."""
+    try:
+        reader, _ = frames.ranged_reader()
+        if not isinstance(reader, DeltaReader):
+            return {}
+        return describe(reader)
+    except StateError as e:
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def describe_state(
@@ -154,6 +170,8 @@ def describe_state(
         schema_version=header.meta.get("schema_version", 1),
         readable=True,
     )
+    if header.version == MANIFEST_VERSION:
+        base["delta"] = _delta(frames)
     if not commit.observed:
         # Only a token and a generation read from the same object make an observation.
         again = store.info()

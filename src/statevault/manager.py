@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
 from .codec import TypeRegistry, default_registry
+from .delta.store import DeltaStore
 from .errors import (
     ConflictError,
     SerializationError,
@@ -126,6 +127,11 @@ class StateManager:
     ``load_state()`` falls back to when the current state is unreadable. Costs one more write
     per save.
 
+    ``delta`` (default True): a save writes only the large buffers (and parts of them) that
+    the state this manager last saved or loaded does not already have, as one pack in the
+    sidecar ``<url>.packs/``, then a small manifest as the state; ``False`` writes one
+    self-contained frame per save. See docs/design.md ("Delta saves").
+
     ``schema_version`` (default 1) is written with every state; older states are brought up to
     date on load by the migrations registered with ``@manager.migration(from_version=k)``.
     ``validator`` (a callable, or a pydantic model class) checks every state before a save
@@ -159,6 +165,7 @@ class StateManager:
         max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
         on_metrics: MetricsCallback | None = None,
+        delta: bool = True,
     ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
@@ -194,7 +201,13 @@ class StateManager:
             kind=self.kind,
             schema_version=schema_version,
         )
-        self._commit = Commit(self._frames, self._codec.decode, on_conflict, on_unreadable)
+        self._commit = Commit(
+            self._frames,
+            self._codec.decode,
+            on_conflict,
+            on_unreadable,
+            DeltaStore(self._frames) if delta else None,
+        )
         self._recovery = Recovery(self._commit, keep_versions)
         spool = None
         if spool_dir is not False:
@@ -690,6 +703,8 @@ class StateManager:
             if self._keyring is None:
                 raise StateError("rotate_keys needs encryption_key (newest key first)")
             state = self.load()
+            if self._commit.delta is not None:
+                self._commit.delta.force_full = True  # every piece anew, with the new key
             generation = self.save(state)
             # A spooled state was loaded (it is newer) and the save cleared it.
             stores = [v.store for v in self._recovery.versions()]

@@ -118,9 +118,24 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"conditional writes: {'yes' if info['conditional_writes'] else 'no'})",
         ),
     ]
+    delta = info.get("delta")
+    if delta:
+        rows.append(("delta", _delta_row(delta)))
     for name, value in rows:
         print(f"{name + ':':<15}{value}")
     return EXIT_OK
+
+
+def _delta_row(delta: dict[str, Any]) -> str:
+    """How much of a delta state lives in shared packs, and how fragmented it is."""
+    if "error" in delta:
+        return f"packs unknown ({delta['error']})"
+    return (
+        f"{delta['packs']} packs, {human_size(delta['pack_bytes'])} "
+        f"({delta['live_fraction']:.0%} live), {delta['buffers']} buffers in "
+        f"{delta['extents']} extents (at most {delta['max_extents']} per buffer), "
+        f"{human_size(delta['inline_bytes'])} inline, {delta['retired_packs']} packs retired"
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -9,11 +9,13 @@ copy is on the critical path: a failure is logged and the save goes ahead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from ..errors import MissingKeyError, StateError, UnreadableStateError
-from ..storage import Store
+from ..errors import CorruptStateError, MissingKeyError, StateError, UnreadableStateError
+from ..storage import ObjectInfo, Store
 
-__all__ = ["copy_aside", "damaged_error", "missing_key", "replaceable"]
+__all__ = ["copy_aside", "damaged_error", "damaged_token", "missing_key", "replaceable"]
 
 log = logging.getLogger("statevault")
 
@@ -78,3 +80,23 @@ def damaged_error(url: str) -> UnreadableStateError:
         "reads: nothing was saved over it. Inspect or restore it, or create the manager with "
         f"on_unreadable='replace' to save over it (its bytes are kept at {url}.unreadable)."
     )
+
+
+def damaged_token(
+    read: Callable[[], tuple[Any, ObjectInfo]], decode: Callable[[Any], Any]
+) -> str | None:
+    """The token of the stored object if it is damaged beyond reading, else None.
+
+    Only called after a refused write (rare), so reading the whole object is acceptable.
+    """
+    try:
+        data, info = read()
+    except StateError:
+        return None
+    try:
+        decode(data)
+    except CorruptStateError:
+        return info.token
+    except StateError:
+        return None  # readable bytes this process cannot use (keys, types): not ours to judge
+    return None

@@ -12,8 +12,7 @@ two things that are not another writer:
 
 It reads the current state (``read_current``) so that a load's observation and a save's
 expectation come from one place; a save is ``prepare`` then ``write``; ``offline`` frames a
-snapshot for the failover layer when the store cannot be asked.
-"""
+snapshot for the failover layer when the store cannot be asked. ``delta=``: delta saves."""
 
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..delta.store import DeltaSave, DeltaStore
 from ..errors import (
     ConflictError,
     CorruptStateError,
@@ -33,7 +33,7 @@ from ..errors import (
 from ..frame import HEADER_PROBE, NeedMoreBytes, parse_header
 from ..storage import ANY, ObjectInfo
 from ..transforms import Buffer
-from .aside import copy_aside, damaged_error, missing_key, replaceable
+from .aside import copy_aside, damaged_error, damaged_token, missing_key, replaceable
 from .framestore import FrameStore, frame_prefix
 from .legacy import is_frame
 from .snapshot import Snapshot
@@ -51,11 +51,12 @@ Decode = Callable[[Any], tuple[dict[str, Any], int]]
 
 @dataclass(frozen=True)
 class Pending:
-    """A framed save waiting to be written: its chunks, generation and write expectation."""
+    """A framed save waiting to be written: chunks, generation, expectation (and delta)."""
 
     chunks: list[Buffer]
     generation: int
     expect: object
+    delta: DeltaSave | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Commit:
         decode: Decode,
         on_conflict: OnConflict,
         on_unreadable: OnUnreadable = "raise",
+        delta: DeltaStore | None = None,
     ) -> None:
         if on_conflict not in ("raise", "overwrite"):
             raise ValueError(f"on_conflict must be 'raise' or 'overwrite', not {on_conflict!r}")
@@ -94,6 +96,7 @@ class Commit:
             raise ValueError(f"on_unreadable must be 'raise' or 'replace', not {on_unreadable!r}")
         self.frames = frames
         self.decode = decode
+        self.delta = delta
         self.on_conflict: OnConflict = on_conflict
         self.on_unreadable: OnUnreadable = on_unreadable
         # What this writer last saw of the stored state: the store's version token and the
@@ -121,6 +124,7 @@ class Commit:
         # Token of a stored legacy JSON document: the first save keeps a copy of it at
         # ``<url>.legacy.json`` before converting it to a frame.
         self.legacy_token: str | None = None
+        self.head_seen: tuple[str | None, bytes, int] | None = None  # expectation's probe
 
     @property
     def url(self) -> str:
@@ -161,6 +165,8 @@ class Commit:
         if generation == 0 and not is_frame(data):
             self.legacy_token = info.token
         self.observe(info.token, generation)
+        if self.delta is not None:
+            self.delta.learn(data, info.token, generation)
         return Current(state, generation, info)
 
     def stored_generation(self) -> int:
@@ -192,14 +198,17 @@ class Commit:
         read (and ``on_unreadable`` is ``"raise"``), ``UnsupportedFormatError`` for a newer one.
         """
         self.check_replaceable()
+        self.head_seen = None
         if self.observed and (self.on_conflict == "raise" or strict):
             expect: object = self.token  # None: we saw no state, so none may exist now
             return expect, max(self.generation or 0, self.issued) + 1
         # One request on S3 (a ranged GET carries the ETag): a first save costs two in all.
         head = self.frames.store.read_head(HEADER_PROBE)
         if head is None:
+            self.head_seen = (None, b"", 0)
             return None, max(1, self.issued + 1)
         prefix, info = head
+        self.head_seen = (info.token, prefix, info.size)
         try:
             header = parse_header(prefix, total_size=info.size)
             generation = header.generation
@@ -253,7 +262,12 @@ class Commit:
         """
         expect, generation = self.expectation(strict=strict)
         generation = max(generation, min_generation)
-        return Pending(self._frame(snapshot, generation), generation, expect)
+        if self.delta is None:
+            return Pending(self._frame(snapshot, generation), generation, expect)
+        # Pieces are shared only with the HEAD replaced (overwrite: the one probed).
+        base = self.head_seen[0] if expect is ANY and self.head_seen else expect
+        head, save = self.delta.prepare_snapshot(snapshot, generation, base, self.head_seen)
+        return Pending(head, generation, expect, save)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
         """Frame ``snapshot`` from memory alone (the store could not be asked): not writable
@@ -279,7 +293,10 @@ class Commit:
         self.keep_unreadable_aside(pending.expect)
         self.keep_legacy_copy(pending.expect)
         try:
-            info = self._write(pending)
+            if pending.delta is None or self.delta is None:
+                info = self._write(pending)
+            else:  # the pack, then the HEAD
+                info = self.delta.write(pending.delta, lambda: self._write(pending))
         except ConflictError:
             raise
         except StorageError:
@@ -308,7 +325,7 @@ class Commit:
             landed = self.unacknowledged_landed()
             if landed is not None:
                 return self.frames.write(chunks, landed)
-            damaged = self.damaged_current()
+            damaged = damaged_token(self.frames.read, self.decode)
             if damaged is not None and not (
                 self.on_unreadable == "replace" or self.has_readable_version()
             ):
@@ -366,23 +383,6 @@ class Commit:
                 )
                 self.observe(head[1].token, generation)
                 return head[1].token
-        return None
-
-    def damaged_current(self) -> str | None:
-        """The token of the stored object if it is damaged beyond reading, else None.
-
-        Only called after a refused write (rare), so reading the whole object is acceptable.
-        """
-        try:
-            data, info = self.frames.read()
-        except StateError:
-            return None
-        try:
-            self.decode(data)
-        except CorruptStateError:
-            return info.token
-        except StateError:
-            return None  # readable bytes this process cannot use (keys, types): not ours to judge
         return None
 
     def keep_legacy_copy(self, expect: object) -> None:

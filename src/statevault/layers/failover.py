@@ -107,6 +107,7 @@ class Failover:
         except StorageError as e:
             raise self._to_spool(pending, e) from e
         self.recovery.record(pending.chunks, pending.generation, info)
+        self.recovery.collect_garbage()
         if self.spool_info() is not None:
             if self.adopted or self.spool_base() is not None:
                 # This save is newer than anything spooled: the spool has done its job.
@@ -130,7 +131,8 @@ class Failover:
         commit = self.commit
         base = {"token": commit.token, "generation": commit.generation} if commit.observed else None
         try:
-            self.spool.put(pending.chunks, base)
+            # A spooled save is self-contained: a delta save's full frame, never a manifest.
+            self.spool.put(pending.chunks if pending.delta is None else pending.delta.full(), base)
         except (StateError, OSError) as spool_error:
             log.error("could not spool the state of %s either: %s", self.url, spool_error)
             return error

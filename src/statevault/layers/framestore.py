@@ -5,6 +5,9 @@ It adds to a byte store the frame's transforms and the keyring: the header of a 
 a frame from encoded sections, and a write with an expectation (the store's compare-and-swap).
 It holds no state of its own beyond its configuration, so one frame store can be pointed at
 another object with the same transforms and keys (``on()``: a version slot, the spool file).
+A delta manifest (``MANIFEST_VERSION``) is read through a ``DeltaReader`` whose pieces come
+from the packs of the state's own sidecar (``packs_base``, kept by ``on()``), so a retained
+version's manifest reads the packs it shares with the HEAD.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..delta.reader import DeltaReader, pack_path
 from ..errors import StateNotFoundError
-from ..frame import FrameHeader, FrameReader, build_frame
+from ..frame import MANIFEST_VERSION, PLAIN_VERSION, FrameHeader, FrameReader, build_frame
 from ..keys import Keyring
 from ..metrics import timed_transform
 from ..storage import ANY, ObjectInfo, Store
@@ -42,11 +46,15 @@ class FrameStore:
     bounds (and, with a signing key, only if an authenticating transform protects it).
     """
 
-    __slots__ = ("config", "store")
+    __slots__ = ("config", "packs_base", "store")
 
-    def __init__(self, store: Store, *, config: TransformConfig) -> None:
+    def __init__(
+        self, store: Store, *, config: TransformConfig, packs_base: Store | None = None
+    ) -> None:
         self.store = store
         self.config = config
+        # The state whose ``.packs/`` sidecar holds the pieces of delta manifests.
+        self.packs_base = store if packs_base is None else packs_base
 
     @property
     def registry(self) -> TransformRegistry:
@@ -68,13 +76,24 @@ class FrameStore:
 
     def on(self, store: Store) -> FrameStore:
         """The same transforms and keys over another object (a version slot, the spool)."""
-        return FrameStore(store, config=self.config)
+        return FrameStore(store, config=self.config, packs_base=self.packs_base)
 
     # -- reading
 
     def reader(self, data: Any) -> FrameReader:
-        """A reader over a whole frame in memory (sections are zero-copy slices of ``data``)."""
-        return FrameReader.from_bytes(data, **self.config.reader_options())
+        """A reader over a whole frame in memory (sections are zero-copy slices of ``data``;
+        a delta manifest's sections are assembled from its packs)."""
+        return self._resolving(FrameReader.from_bytes(data, **self.config.reader_options()))
+
+    def _resolving(self, reader: FrameReader) -> FrameReader:
+        if reader.header.version != MANIFEST_VERSION:
+            return reader
+        return DeltaReader(
+            reader,
+            lambda name: self.packs_base.sibling(pack_path(name)),
+            self.config.reader_options(),
+            self.packs_base.url,
+        )
 
     def ranged_reader(self, info: ObjectInfo | None = None) -> tuple[FrameReader, ObjectInfo]:
         """A reader that fetches the header now and each section on demand (ranged reads).
@@ -85,7 +104,7 @@ class FrameStore:
         if info is None:
             raise StateNotFoundError(f"no state at {self.store.url}")
         reader = FrameReader(self.store.read_range, size=info.size, **self.config.reader_options())
-        return reader, info
+        return self._resolving(reader), info
 
     def header(self) -> FrameHeader:
         """The frame header of the stored object, by ranged reads (no section is read)."""
@@ -109,9 +128,10 @@ class FrameStore:
         meta: dict[str, Any],
         created: float | None = None,
         transforms: Sequence[Transform] | None = None,
+        version: int = PLAIN_VERSION,
     ) -> list[Buffer]:
         """The frame of ``sections`` as chunks, through ``transforms`` (default: the save
-        stack now); no I/O."""
+        stack now); no I/O. ``version``: ``MANIFEST_VERSION`` for a delta HEAD."""
         with timed_transform():  # the "transform" figure of the save (statevault.metrics)
             return build_frame(
                 sections,
@@ -119,6 +139,7 @@ class FrameStore:
                 generation=generation,
                 meta=meta,
                 created=created,
+                version=version,
             )
 
     def write(self, chunks: Sequence[Buffer], expect: object) -> ObjectInfo:
@@ -135,7 +156,8 @@ class FrameStore:
 
     def rewrite(self, store: Store) -> None:
         """Rewrite the frame stored in ``store`` with the save stack; contents, generation,
-        meta and creation time kept (key rotation re-encrypts retained versions with it)."""
+        meta and creation time kept (key rotation re-encrypts retained versions with it). A
+        delta manifest becomes a self-contained frame: it no longer needs the old packs."""
         frames = self.on(store)
         data, _ = frames.read()
         reader = frames.reader(data)

@@ -67,6 +67,18 @@ class Recovery:
         else:
             self.last_error = None
 
+    def slot_generations(self) -> list[tuple[int, int]]:
+        """(format version, generation) of every readable version slot (garbage collection's
+        generation fence: one header read per slot)."""
+        return [(h.version, h.generation) for h in self.history.headers(self.frames.header_of)]
+
+    def collect_garbage(self, *, force: bool = False) -> int:
+        """Delete retired delta packs no HEAD or retained version needs (see DeltaStore)."""
+        delta = self.commit.delta
+        if delta is None:
+            return 0
+        return delta.collect(self.slot_generations, force=force)
+
     def has_readable_version(self) -> bool:
         """Whether any retained version decodes (a damaged current state may then be
         replaced by a running writer: the last good state survives in the history)."""

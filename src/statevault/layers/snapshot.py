@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
+from ..delta.reader import DeltaReader
 from ..errors import CorruptStateError
 from ..migrations import Migrations
 from ..transforms import Buffer, Transform
@@ -95,6 +96,8 @@ class StateCodec:
                 )
                 return self.migrate(self.layout.from_legacy(legacy), 1), 0
         reader = self.frames.reader(data)
+        if isinstance(reader, DeltaReader):
+            reader.prefetch()  # a whole state: each pack's pieces in one ranged read
         stored_schema = reader.header.meta.get("schema_version", 1)
         if not isinstance(stored_schema, int):
             raise CorruptStateError(f"{self.url}: schema_version {stored_schema!r} is not an int")

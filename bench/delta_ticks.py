@@ -1,0 +1,176 @@
+"""Delta saves on the tick workload: bytes and time per save, delta vs full vs pickle+zstd.
+
+Every tick appends one bar to every series of every pair (index and values grow at the end)
+and rolls every stats frame by one row, then saves; side by side in one run, on real files:
+``TradingStateManager`` with ``delta=True`` (the default), with ``delta=False`` (one
+self-contained frame per save), and pickle 5 + zstd written atomically (the baseline).
+Bytes are what the process wrote (``/proc/self/io`` wchar around each save), not bytes on
+disk. The planner is whatever ``statevault.delta.planner`` ships (the placeholder rewrites a
+changed buffer whole; the append-aware planner writes the new bars only).
+
+    python -m bench.delta_ticks --size M --ticks 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zstandard
+
+from bench.gen_state import make_trading_parts
+
+__all__ = ["main", "tick"]
+
+
+def _wchar() -> int:
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0  # pragma: no cover - not Linux
+
+
+def tick(pair_states: dict[str, Any]) -> dict[str, Any]:
+    """One bar more for every series, every stats frame rolled by one row."""
+    out = {}
+    for pair, ps in pair_states.items():
+        new = dict(ps)
+        for key in ("price1", "price2", "spread"):
+            s = ps[key]
+            when = s.index[-1] + pd.Timedelta(minutes=1)
+            new[key] = pd.concat([s, pd.Series([s.iloc[-1] * 1.0001], index=[when], name=s.name)])
+        stats = ps["stats"]
+        row = stats.iloc[[-1]] * 1.001
+        row.index = [stats.index[-1] + pd.Timedelta(minutes=1)]
+        new["stats"] = pd.concat([stats.iloc[1:], row])
+        out[pair] = new
+    return out
+
+
+class _AppendPlanner:
+    """A stand-in append planner (``--append-planner``) until the planner half of issue 12
+    lands: keeps the previous plan's whole-piece extents whose bytes are unchanged (checked
+    by keyed hash), the rest of the buffer is one new piece."""
+
+    def __init__(self, key: bytes) -> None:
+        from statevault.delta.planner import Planner
+
+        self._base = Planner(key)
+        self.piece_id = self._base.piece_id
+
+    def plan(self, data: Any, previous: Any) -> Any:
+        from statevault.delta.planner import BufferPlan, Extent
+
+        view = memoryview(data).cast("B")
+        kept, at = [], 0
+        for e in previous.extents if previous is not None else ():
+            end = at + e.length
+            if e.offset or end > len(view) or self.piece_id(view[at:end]) != e.piece:
+                break
+            kept.append(e)
+            at = end
+        if at == len(view):
+            return BufferPlan(tuple(kept), at), []
+        pid = self.piece_id(view[at:])
+        return BufferPlan((*kept, Extent(pid, 0, len(view) - at)), len(view)), [(pid, view[at:])]
+
+
+def _pickle_zstd(path: Path) -> Callable[[dict[str, Any]], None]:
+    cctx = zstandard.ZstdCompressor(level=3)
+
+    def save(state: dict[str, Any]) -> None:
+        data = cctx.compress(pickle.dumps(state, protocol=5))
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    return save
+
+
+def run(
+    size: str, ticks: int, workdir: Path, *, append_planner: bool = False
+) -> dict[str, dict[str, float]]:
+    from statevault import TradingStateManager
+
+    positions, pairs, portfolio = make_trading_parts(size)
+    delta = TradingStateManager(workdir / "delta.sv", spool_dir=False, keep_versions=3)
+    if append_planner and delta.layers.commit.delta is not None:
+        delta.layers.commit.delta.planner_class = _AppendPlanner  # type: ignore[assignment]
+    full = TradingStateManager(workdir / "full.sv", spool_dir=False, keep_versions=3, delta=False)
+    baseline = _pickle_zstd(workdir / "state.pkl.zst")
+    methods: dict[str, Callable[[dict[str, Any]], None]] = {
+        "statevault delta": lambda p: delta.save_trading(positions, p, portfolio) and None,
+        "statevault full": lambda p: full.save_trading(positions, p, portfolio) and None,
+        "pickle5+zstd": lambda p: baseline({"pairs": p, "positions": positions, **portfolio}),
+    }
+    figures: dict[str, dict[str, list[float]]] = {m: {"bytes": [], "seconds": []} for m in methods}
+    for fn in methods.values():
+        fn(pairs)  # the first (full) save of each, not counted
+    for _ in range(ticks):
+        pairs = tick(pairs)
+        for name, fn in methods.items():
+            w, t = _wchar(), time.perf_counter()
+            fn(pairs)
+            figures[name]["seconds"].append(time.perf_counter() - t)
+            figures[name]["bytes"].append(_wchar() - w)
+    out = {}
+    for name, f in figures.items():
+        out[name] = {
+            "median_bytes": statistics.median(f["bytes"]),
+            "max_bytes": max(f["bytes"]),
+            "median_ms": 1000 * statistics.median(f["seconds"]),
+            "max_ms": 1000 * max(f["seconds"]),
+        }
+    fresh = TradingStateManager(workdir / "delta.sv", spool_dir=False)
+    t = time.perf_counter()
+    got = fresh.load_trading_state()
+    out["statevault delta"]["load_ms"] = 1000 * (time.perf_counter() - t)
+    first = next(iter(pairs))
+    loaded = got["pair_states"][first]["price1"].to_numpy()
+    assert np.array_equal(loaded, pairs[first]["price1"].to_numpy())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="M")
+    parser.add_argument("--ticks", type=int, default=30)
+    parser.add_argument("--append-planner", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="sv-delta-bench-"))
+    try:
+        figures = run(args.size, args.ticks, workdir, append_planner=args.append_planner)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    base = figures["pickle5+zstd"]
+    print(f"size {args.size}, {args.ticks} ticks (append one bar, roll stats), per save:")
+    print(f"{'method':<18}{'median bytes':>14}{'% of pickle':>12}{'median ms':>11}{'max ms':>9}")
+    for name, f in figures.items():
+        share = 100 * f["median_bytes"] / base["median_bytes"]
+        print(
+            f"{name:<18}{f['median_bytes']:>14,.0f}{share:>11.1f}%"
+            f"{f['median_ms']:>11.1f}{f['max_ms']:>9.1f}"
+        )
+    load = figures["statevault delta"].get("load_ms")
+    if load is not None:
+        print(f"fresh load of the delta state after the ticks: {load:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
