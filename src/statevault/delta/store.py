@@ -12,7 +12,7 @@ this is safe between writers; docs/format.md has the layout.
 
 Not thread-safe by itself: the manager's lock covers every call.
 
-Longer than 400 lines on purpose: the save's planning, the retired list and garbage
+Size: longer than 400 lines on purpose: the save's planning, the retired list and garbage
 collection share one writer's knowledge and must be read together to check the safety
 argument; the pure parts live in ``manifest``, ``compact`` and ``reader``.
 """
