@@ -540,3 +540,28 @@ def test_keep_copy_hard_links_and_checks_it_links_what_was_written(tmp_path: Pat
     assert bytes(slot.read()[0]) == b"B" * 5000
     assert os.stat(tmp_path / "s.state").st_ino != os.stat(tmp_path / "s.state.versions/0").st_ino
     assert not [p for p in (tmp_path / "s.state.versions").iterdir() if ".tmp-" in p.name]
+
+
+def test_a_process_writing_a_new_object_every_save_keeps_a_bounded_set_of_locks(
+    tmp_path: Path,
+) -> None:
+    """Delta saves write a new pack object per save: the per-path lock must not outlive it."""
+    import gc
+
+    from statevault.storage import local
+
+    sm = StateManager(str(tmp_path / "s.state"))
+    values = np.arange(20_000, dtype=np.float64)
+    before = len(local._file_locks)
+    for i in range(40):
+        values = np.append(values, float(i))
+        sm.save({"x": values})
+    gc.collect()
+    assert len(local._file_locks) - before <= 8  # HEAD, its sidecars; not one per pack
+
+
+def test_two_live_stores_on_one_path_share_their_lock(tmp_path: Path) -> None:
+    """One lock per path while any store of it lives: it is what excludes their threads."""
+    a = LocalStore(str(tmp_path / "s.state"))
+    b = LocalStore(str(tmp_path / "s.state"))
+    assert a._lock is b._lock

@@ -27,6 +27,7 @@ import stat
 import sys
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -147,7 +148,10 @@ def _open_lock_file(path: str) -> int:
     return fd
 
 
-_file_locks: dict[str, _FileLock] = {}
+# Weak values: a lock lives as long as a store (or a holder) of that path does, so a process
+# that writes a new object every save (delta packs) does not keep one lock per object forever.
+# Two live stores on one path still share one lock, which is what excludes their threads.
+_file_locks: weakref.WeakValueDictionary[str, _FileLock] = weakref.WeakValueDictionary()
 _file_locks_guard = threading.Lock()
 
 
