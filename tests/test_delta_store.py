@@ -274,6 +274,30 @@ def test_gc_deletes_retired_packs_and_keeps_what_versions_need(tmp_path: Path) -
     assert len(packs_of(path)) <= 3 * (delta.max_packs + 1)
 
 
+@pytest.mark.parametrize("other_keep", [0, 1])
+def test_gc_by_a_manager_with_a_smaller_ring_keeps_what_a_larger_rings_versions_need(
+    tmp_path: Path, other_keep: int
+) -> None:
+    """Found by review: the fence came from this manager's own ring only, so a manager
+    with keep_versions=0 (or a smaller ring) deleted packs another ring's versions need."""
+    path = tmp_path / "s.sv"
+    a = StateManager(path, spool_dir=False, keep_versions=4)
+    saved = {}
+    for i in range(5):
+        state = series_state(2, 3_000, seed=i)  # every buffer changes: each save retires packs
+        a.save(state)
+        saved[a.layers.commit.generation] = state
+    b = _collecting(StateManager(path, spool_dir=False, keep_versions=other_keep))
+    b.load()
+    for i in range(3):
+        b.save(series_state(2, 3_000, seed=50 + i))
+    b.layers.recovery.collect_garbage(force=True)
+    fresh = StateManager(path, spool_dir=False, keep_versions=4)
+    for v in fresh.list_versions():
+        if v["generation"] in saved:
+            same(fresh.load(version=v["generation"]), saved[v["generation"]])
+
+
 def test_gc_waits_for_the_grace_period(tmp_path: Path) -> None:
     path = tmp_path / "s.sv"
     sm = _collecting(StateManager(path, spool_dir=False, keep_versions=0))

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["History", "Version"]
 
 SIDECAR = ".versions"
+#: Garbage collection probes slots past its own ring until this many in a row are empty
+#: (generations can skip, so one empty slot does not end a larger ring) ...
+PROBE_EMPTY = 4
+#: ... and never past this slot (a bound on the requests of one collection).
+_PROBE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -101,14 +106,31 @@ class History:
         found.sort(key=lambda v: v.generation, reverse=True)
         return found, damaged
 
-    def headers(self, header_of: Callable[[Store], FrameHeader]) -> list[FrameHeader]:
-        """The header of every slot that reads (empty and damaged slots left out)."""
+    def headers(
+        self, header_of: Callable[[Store], FrameHeader], *, beyond: int = 0
+    ) -> list[FrameHeader]:
+        """The header of every slot that reads (empty and damaged slots left out).
+
+        ``beyond``: also probe the slots after this ring's, until that many in a row are
+        empty: another manager on the same state may keep more versions (a larger ring), and
+        garbage collection must see its versions too (the stores have no listing).
+        """
         out: list[FrameHeader] = []
         for slot in self._slots:
             try:
                 out.append(header_of(slot))
             except (StateNotFoundError, CorruptStateError):
                 continue  # never written, or unreadable for good; a storage error propagates
+        empty, i = 0, len(self._slots)
+        while empty < beyond and i < _PROBE_LIMIT:
+            try:
+                out.append(header_of(self._store.sibling(f"{SIDECAR}/{i}")))
+                empty = 0
+            except StateNotFoundError:
+                empty += 1
+            except CorruptStateError:
+                empty = 0
+            i += 1
         return out
 
     def find(self, generation: int, header_of: Callable[[Store], FrameHeader]) -> Store | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import StateError, StateNotFoundError
-from ..history import History, Version
+from ..history import PROBE_EMPTY, History, Version
 from ..storage import ObjectInfo, Store
 from ..transforms import Buffer
 from .commit import Commit, Unreadable
@@ -70,7 +70,8 @@ class Recovery:
     def slot_generations(self) -> list[tuple[int, int]]:
         """(format version, generation) of every readable version slot (garbage collection's
         generation fence: one header read per slot)."""
-        return [(h.version, h.generation) for h in self.history.headers(self.frames.header_of)]
+        headers = self.history.headers(self.frames.header_of, beyond=PROBE_EMPTY)
+        return [(h.version, h.generation) for h in headers]
 
     def collect_garbage(self, *, force: bool = False) -> int:
         """Delete retired delta packs no HEAD or retained version needs (see DeltaStore)."""
