@@ -486,3 +486,19 @@ def test_a_delta_state_larger_than_max_state_bytes_is_refused(tmp_path: Path) ->
     StateManager(path, spool_dir=False, compression=None).save({"blob": os.urandom(100_000)})
     with pytest.raises(StateTooLargeError):
         StateManager(path, spool_dir=False, max_state_bytes=50_000).load()
+
+
+def test_an_edit_in_a_large_buffer_rewrites_a_region_not_the_buffer(tmp_path: Path) -> None:
+    """Found by review: a fixed extent bound rewrote any buffer over ~0.5 MB on its first
+    edit; the bound now grows with the buffer, as the planner's own does."""
+    sm = StateManager(tmp_path / "s.sv", spool_dir=False, keep_versions=0)
+    big = np.random.default_rng(1).random(1_000_000)  # 8 MB
+    sm.save({"big": big})
+    for where in (500_000, 200_000, 800_000):
+        big = big.copy()
+        big[where] = -1.0
+        sm.save({"big": big})
+        assert sm.last_save is not None
+        assert sm.last_save.bytes_written < big.nbytes // 20
+    back = StateManager(tmp_path / "s.sv", spool_dir=False).load()["big"]
+    assert np.array_equal(back, big)

@@ -15,6 +15,10 @@ from ..transforms import Buffer
 from .manifest import Index, PieceLoc
 from .planner import BufferPlan, Extent, Planner
 
+#: The planner's smallest piece (its default ``min_size``): extents per byte of a buffer that
+#: the planner itself may produce, which the compaction backstop must allow.
+MIN_PIECE = 16 * 1024
+
 __all__ = ["Compaction", "compact_plan", "merge_set"]
 
 
@@ -55,7 +59,10 @@ def compact_plan(plan: BufferPlan, data: memoryview, c: Compaction) -> BufferPla
     rewritten as one new piece each; a buffer of too many extents as one piece."""
     extents = plan.extents
     known, merge = c.known, c.merge
-    if len(extents) > c.max_extents:
+    # The planner bounds its own fragmentation (size // min_size + tail_limit + 4 extents,
+    # re-chunking only what is not stored), so the whole-buffer rewrite here is a backstop
+    # whose bound grows with the buffer: a fixed one rewrote a large buffer on every edit.
+    if len(extents) > c.max_extents + plan.size // MIN_PIECE:
         pid = c.planner.piece_id(data)
         c.fresh.setdefault(pid, data)
         c.moved.add(pid)
