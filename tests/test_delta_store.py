@@ -502,3 +502,29 @@ def test_an_edit_in_a_large_buffer_rewrites_a_region_not_the_buffer(tmp_path: Pa
         assert sm.last_save.bytes_written < big.nbytes // 20
     back = StateManager(tmp_path / "s.sv", spool_dir=False).load()["big"]
     assert np.array_equal(back, big)
+
+
+def test_gc_never_collects_the_packs_of_a_head_it_could_not_read(tmp_path: Path) -> None:
+    """Found by review: after a forgiving load fell back to a retained version, the next
+    full save retired every pack of the unreadable HEAD and GC deleted them, so the copy kept
+    aside in ``.unreadable`` could never be recovered (even with the missing pack restored)."""
+    path = tmp_path / "s.sv"
+    writer = StateManager(path, spool_dir=False, keep_versions=3)
+    shared = np.random.default_rng(7).random(20_000)  # in every save: stays in the first pack
+    writer.save({"shared": shared, "b": np.random.default_rng(0).random(6_000)})
+    (first,) = packs_of(path)
+    for i in range(1, 4):
+        writer.save({"shared": shared, "b": np.random.default_rng(i).random(6_000)})
+    newest = max(packs_of(path), key=lambda p: p.stat().st_mtime_ns)
+    newest.unlink()  # the HEAD's newest pack is lost: the HEAD cannot be read
+    fresh = StateManager(path, spool_dir=False, keep_versions=3)
+    assert fresh.load_state() != {}
+    assert str(fresh.last_load_source).startswith("version")
+    delta = fresh.layers.commit.delta
+    assert delta is not None
+    delta.grace, delta.gc_every = 0.0, 1
+    for i in range(6):
+        fresh.save(series_state(2, 3_000, seed=100 + i))
+        fresh.layers.recovery.collect_garbage(force=True)
+    assert path.with_name(path.name + ".unreadable").exists()
+    assert first.exists()  # the unreadable HEAD's intact pack: what it could not read stays

@@ -204,6 +204,7 @@ class DeltaStore:
         transforms: Sequence[Transform],
         base_token: object,
         stored: tuple[bytes, int] | None = None,
+        unreadable: bool = False,
     ) -> tuple[list[Buffer], DeltaSave]:
         """The HEAD's chunks and the pack to write before it.
 
@@ -211,8 +212,11 @@ class DeltaStore:
         only with it, and only if it is the HEAD this writer last saved or loaded. ``stored``:
         the first bytes and size of the stored HEAD as the expectation read them (b"": none).
         No I/O, except on a full save over a HEAD larger than those bytes that this writer
-        does not know: ranged reads of its index, so its packs are retired, not leaked."""
-        base = self.knowledge if self.knows(base_token) else None
+        does not know: ranged reads of its index, so its packs are retired, not leaked.
+        ``unreadable``: the HEAD replaced is one this writer could not read (kept aside in
+        ``.unreadable``): no pack it or this writer's knowledge references is retired, so
+        what could not be read is never destroyed (they stay until deleted by hand)."""
+        base = self.knowledge if self.knows(base_token) and not unreadable else None
         now = time.time()
         salt = base.index.salt if base is not None else os.urandom(16)
         planner = self.planner(salt)
@@ -316,7 +320,7 @@ class DeltaStore:
                 index.pieces[pid] = loc
                 if base is not None and loc.pack not in index.packs:
                     index.packs[loc.pack] = base.index.packs[loc.pack]
-        index.retired = self._retired(base, index, generation, now, stored)
+        index.retired = self._retired(base, index, generation, now, stored, unreadable=unreadable)
 
         number = {pid: i for i, pid in enumerate(index.pieces)}
         manifests: list[list[Buffer]] = []
@@ -366,9 +370,12 @@ class DeltaStore:
         generation: int,
         now: float,
         stored: tuple[bytes, int] | None,
+        *,
+        unreadable: bool = False,
     ) -> list[Retired]:
         """The new HEAD's retired packs: the old list (less what was deleted), the packs the
-        base referenced and this HEAD does not, and this writer's orphans."""
+        base referenced and this HEAD does not (none over an unreadable HEAD), and this
+        writer's orphans."""
         out: dict[bytes, Retired] = {}
         sources: list[Index] = []
         if base is not None:
@@ -385,7 +392,7 @@ class DeltaStore:
             for r in src.retired:
                 if r.name not in self.deleted and r.name not in index.packs:
                     out.setdefault(r.name, r)
-            for name in src.packs:
+            for name in () if unreadable else src.packs:
                 if name not in index.packs:
                     out.setdefault(name, Retired(name, generation, now))
         for name in self.orphans:
@@ -409,7 +416,12 @@ class DeltaStore:
     # -- after the writes
 
     def prepare_snapshot(
-        self, snapshot: Any, generation: int, base_token: object, stored: Any
+        self,
+        snapshot: Any,
+        generation: int,
+        base_token: object,
+        stored: Any,
+        unreadable: bool = False,
     ) -> tuple[list[Buffer], DeltaSave]:
         """``prepare`` for a ``Snapshot``; ``stored``: the commit layer's (token, first bytes,
         size) of the stored HEAD, or None."""
@@ -420,6 +432,7 @@ class DeltaStore:
             transforms=snapshot.transforms,
             base_token=base_token,
             stored=None if stored is None else (stored[1], stored[2]),
+            unreadable=unreadable,
         )
 
     def write(self, save: DeltaSave, write_head: Callable[[], ObjectInfo]) -> ObjectInfo:

@@ -1,14 +1,11 @@
 """The commit protocol: compare-and-swap saves between writers, and their recovery paths.
 
-A ``Commit`` remembers what this writer last saw of the stored state (the store's version
-token and the frame's generation), derives from it the expectation of the next write and the
-next generation, and turns a refused write into ``ConflictError`` unless the refusal is one of
-two things that are not another writer:
-
-- *landed but unacknowledged*: one of our writes reported a storage error yet landed; the first
-  bytes of each since the last acknowledged one are remembered, so it is recognised as ours;
-- *damaged*: the stored object went bad (bit rot, a truncating copy); it is kept aside at
-  ``<url>.unreadable`` and replaced.
+A ``Commit`` remembers what this writer last saw of the stored state (version token and
+generation), derives the next write's expectation and generation from it, and turns a refused
+write into ``ConflictError`` unless the refusal is not another writer: *landed but
+unacknowledged* (one of our writes reported an error yet landed; the first bytes of each since
+the last acknowledged one are remembered, so it is recognised as ours) or *damaged* (bit rot,
+a truncating copy: kept aside at ``<url>.unreadable`` and replaced).
 
 It reads the current state (``read_current``) so that a load's observation and a save's
 expectation come from one place; a save is ``prepare`` then ``write``; ``offline`` frames a
@@ -264,9 +261,11 @@ class Commit:
         generation = max(generation, min_generation)
         if self.delta is None:
             return Pending(self._frame(snapshot, generation), generation, expect)
-        # Pieces are shared only with the HEAD replaced (overwrite: the one probed).
+        # Pieces are shared only with the HEAD replaced (overwrite: the one probed); over a
+        # HEAD this writer could not read (kept aside) none are shared nor its packs retired.
         base = self.head_seen[0] if expect is ANY and self.head_seen else expect
-        head, save = self.delta.prepare_snapshot(snapshot, generation, base, self.head_seen)
+        aside = self.unreadable_token is not None and expect == self.unreadable_token
+        head, save = self.delta.prepare_snapshot(snapshot, generation, base, self.head_seen, aside)
         return Pending(head, generation, expect, save)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:
