@@ -235,6 +235,58 @@ def test_arrow_string_data_is_validated(offsets: list[int], data: bytes, match: 
         codec.decode(enc)
 
 
+def _stored_offsets(enc: Encoded) -> Any:
+    spec = enc.doc["$t"] == "pd.Strings" and enc.doc["offsets"]
+    assert spec
+    return np.dtype(spec["dtype"])
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="Arrow string storage needs pyarrow on this stack")
+def test_arrow_strings_are_written_with_int32_offsets_and_load_as_large_string() -> None:
+    import pyarrow as pa
+
+    arr = pd.array(["ab", None, "", "é\ud7ff"], dtype=pd.StringDtype("pyarrow"))
+    enc = codec.encode(arr)
+    assert _stored_offsets(enc) == np.dtype("<i4")
+    out = codec.decode(enc)
+    assert_same(arr, out)
+    assert out._pa_array.type == pa.large_string()  # the exact Arrow type, on every pandas
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="Arrow string storage needs pyarrow on this stack")
+@pytest.mark.parametrize("width", ["<i8", ">i4", "<u2"])
+def test_arrow_strings_with_other_offset_widths_still_load(width: str) -> None:
+    # "<i8" is what statevault wrote for Arrow strings before the offsets went int32.
+    import pyarrow as pa
+
+    enc = _arrow_doc([0, 2, 2, 3], b"abc")
+    enc.doc["pairs"]["offsets"]["dtype"] = width
+    enc.buffers[0] = memoryview(np.array([0, 2, 2, 3], dtype=width).tobytes())
+    out = codec.decode(enc)["pairs"]
+    assert out.tolist() == ["ab", "", "c"]
+    assert out._pa_array.type == pa.large_string()
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="Arrow string storage needs pyarrow on this stack")
+@pytest.mark.parametrize("width", ["<i4", "<i8"])
+@pytest.mark.parametrize("offsets", [[0, 2, 1, 3], [0, 1, 2, 4], [1, 1, 2, 3]])
+def test_damaged_arrow_offsets_raise_in_both_widths(width: str, offsets: list[int]) -> None:
+    enc = _arrow_doc(offsets, b"abc")
+    enc.doc["pairs"]["offsets"]["dtype"] = width
+    enc.buffers[0] = memoryview(np.array(offsets, dtype=width).tobytes())
+    with pytest.raises(DecodeError, match="offsets"):
+        codec.decode(enc)
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="Arrow string storage needs pyarrow on this stack")
+def test_float_arrow_offsets_raise() -> None:
+    enc = _arrow_doc([0, 1, 3], b"abc")
+    enc.doc["pairs"]["offsets"]["dtype"] = "<f4"
+    enc.buffers[0] = memoryview(np.array([0, 1, 3], dtype="<f4").tobytes())
+    with pytest.raises(DecodeError, match="int array"):
+        codec.decode(enc)
+
+
 def test_unknown_string_kind_raises() -> None:
     with pytest.raises(DecodeError, match="unknown string kind"):
         codec.decode(_strings_doc("rust", "NA"))

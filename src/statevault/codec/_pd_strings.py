@@ -217,9 +217,12 @@ def enc_arrow_strings(e: Encoder, arr: Any, depth: int) -> Any:
     offs = np.frombuffer(offsets_buf, dtype="<i8", count=n + 1, offset=a.offset * 8)
     start, end = int(offs[0]), int(offs[-1])
     data = memoryview(data_buf)[start:end] if data_buf is not None else memoryview(b"")
-    if start:
+    # int32 whenever the data fits (every reader accepts either width): the offsets are most
+    # of the bytes of short strings, and the load widens them back in one Arrow pass
+    if end - start < 2**31:
+        offs = (offs - start if start else offs).astype(np.int32)
+    elif start:
         offs = offs - start
-    # int64 as Arrow's large_string has them: no conversion on either side
     out: dict[str, Any] = {
         TAG: "pd.Strings",
         "storage": storage,
@@ -310,15 +313,24 @@ def _is_ascii(data: memoryview) -> bool:
 def _arrow_strings(dtype: Any, n: int, offsets: Any, data: memoryview, valid: Any) -> Any:
     import pyarrow as pa
 
-    offs = offsets.astype(np.int64, copy=False)
+    if offsets.dtype.kind not in "iu":
+        raise DecodeError("string offsets must be an int array")
+    # Checked in the stored width (int32 since offsets are written narrow, int64 before): both
+    # widths are read, and any other int width is widened first.
+    offs = offsets
     if offs[0] != 0 or offs[-1] != data.nbytes or (n and bool(np.any(offs[1:] < offs[:-1]))):
         raise DecodeError("string offsets do not fit their data: the state is damaged")
+    if offs.dtype == np.dtype("<i4"):
+        arrow_type = pa.string()
+    else:
+        arrow_type = pa.large_string()
+        offs = offs.astype("<i8", copy=False)
     bitmap = None if valid is None else pa.py_buffer(_bitmap(valid))
     null_count = 0 if valid is None else int(n - valid.sum())
     arr = pa.Array.from_buffers(
-        pa.large_string(),
+        arrow_type,
         n,
-        [bitmap, pa.py_buffer(offs), pa.py_buffer(data)],
+        [bitmap, pa.py_buffer(np.ascontiguousarray(offs)), pa.py_buffer(data)],
         null_count=null_count,
     )
     try:
@@ -327,6 +339,10 @@ def _arrow_strings(dtype: Any, n: int, offsets: Any, data: memoryview, valid: An
         arr.validate(full=not _is_ascii(data))
     except pa.ArrowException as exc:
         raise DecodeError(f"stored Arrow string data is damaged: {exc}") from exc
+    if arrow_type != pa.large_string():
+        # pandas's ArrowStringArray holds large_string on every version: widen the offsets
+        # here (the data buffer is shared, not copied), so the type never depends on pandas
+        arr = arr.cast(pa.large_string())
     return dtype.construct_array_type()._from_sequence(arr, dtype=dtype, copy=False)
 
 
