@@ -145,7 +145,6 @@ OVER_THE_LIMIT = {
     "codec/_pandas.py",
     "codec/_builtin.py",
     "manager.py",
-    "frame.py",
 }
 
 ALL_MODULES = [
