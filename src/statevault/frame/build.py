@@ -12,9 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..checksum import crc32
-from ..errors import (
-    SerializationError,
-)
+from ..errors import SerializationError
 from ..transforms import Buffer, Transform
 from .format import (
     _BINDING,
