@@ -144,8 +144,6 @@ OVER_THE_LIMIT = {
     "codec/_core.py",
     "codec/_pandas.py",
     "codec/_builtin.py",
-    "manager.py",
-    "frame.py",
 }
 
 ALL_MODULES = [

@@ -13,40 +13,37 @@ A save is two steps: ``StateCodec.encode`` (a ``Snapshot``, no I/O) then ``Failo
 by threads. Separate managers (or processes) on the same URL are kept apart by the store:
 atomic replace plus a compare-and-swap on the object's version token (``ConflictError``).
 
-Longer than 400 lines on purpose: this is the public API of the specification, one short
-method per documented operation, each carrying the docstring users read; the work behind
-them lives in ``statevault.layers``, a module per layer.
+Size: longer than 400 lines on purpose: this is the public API of the specification, one
+short method per documented operation, each carrying the docstring users read; the work behind
+them lives in ``statevault.layers``, a module per layer (read-modify-write in ``update``, the
+save and load figures in ``measure``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Literal, Self
 
 from .codec import TypeRegistry, default_registry
 from .delta.store import DeltaStore
-from .errors import (
-    ConflictError,
-    SerializationError,
-    StateError,
-    StateNotFoundError,
-    StorageError,
-)
+from .errors import SerializationError, StateError, StateNotFoundError
 from .info import StateInfo, describe_state
 from .keys import Keyring, SigningKeyring, resolve_keyring
 from .layers import (
+    UPDATE_RETRIES,
     Commit,
     Failover,
     FlatLayout,
     FrameStore,
     Layers,
     Layout,
+    Measure,
     NothingReadable,
     OnConflict,
     OnUnreadable,
@@ -54,9 +51,10 @@ from .layers import (
     SectionRef,
     Snapshot,
     StateCodec,
+    Updates,
 )
 from .locking import DEFAULT_LOCK_TIMEOUT, LockLike, ReentrantLock
-from .metrics import CountingStore, LoadMetrics, MetricsCallback, SaveMetrics, emit, recording
+from .metrics import CountingStore, LoadMetrics, MetricsCallback, SaveMetrics, emit
 from .migrations import Migration, Migrations
 from .spool import Spool, default_spool_dir
 from .storage import Store, open_store
@@ -70,9 +68,6 @@ from .transforms import (
 from .validation import Validator, make_validator
 
 __all__ = ["OnConflict", "OnUnreadable", "SectionRef", "StateManager"]
-
-#: How many times ``update()`` re-reads and retries after a conflict before raising it.
-UPDATE_RETRIES = 16
 
 log = logging.getLogger("statevault")
 
@@ -223,6 +218,14 @@ class StateManager:
         self.on_metrics: MetricsCallback | None = on_metrics
         self.last_save: SaveMetrics | None = None
         self.last_load: LoadMetrics | None = None
+        self._measure = Measure(self.url, self._report)
+        # Late-bound (lambdas): a subclass's or a test's load/encode is the one update() uses.
+        self._updates = Updates(
+            self._lock,
+            lambda: self.store.lock(),  # noqa: PLW0108
+            lambda: self.load(),  # noqa: PLW0108
+            lambda state: self._failover.save(self.encode(state), strict=True),
+        )
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -381,32 +384,14 @@ class StateManager:
         Records ``last_save`` (``encode_seconds``: what the encode took, for that record).
         """
         with self._lock:
-            return self._measured_commit(snapshot, encode_seconds)
+            return self._measure.commit(self._failover, snapshot, encode_seconds)
 
-    def _measured_commit(self, snapshot: Snapshot, encode_seconds: float) -> int:
-        record = SaveMetrics(self.url, encode=encode_seconds)
-        start = time.perf_counter()
-        with recording() as rec:
-            try:
-                record.generation = self._failover.save(snapshot)
-                record.ok = True
-                return record.generation
-            except BaseException as e:
-                record.error = f"{type(e).__name__}: {e}"
-                spool = self._failover.spool
-                # Failover spools every save the storage refused; a spool that holds a frame
-                # now holds this one (or the spool write failed too and logged it).
-                record.spooled = isinstance(e, StorageError) and (
-                    spool is not None and spool.info() is not None
-                )
-                raise
-            finally:
-                record.total = time.perf_counter() - start + encode_seconds
-                record.transform, record.write = rec.transform, rec.io
-                record.bytes_written, record.bytes_read = rec.bytes_written, rec.bytes_read
-                record.requests = rec.requests
-                self.last_save = record
-                emit(record, self.on_metrics)
+    def _report(self, record: SaveMetrics | LoadMetrics) -> None:
+        if isinstance(record, SaveMetrics):
+            self.last_save = record
+        else:
+            self.last_load = record
+        emit(record, self.on_metrics)
 
     def save(self, state: Mapping[str, Any]) -> int:
         """Encode ``state`` and replace the stored state atomically; return the new generation.
@@ -423,11 +408,7 @@ class StateManager:
             try:
                 snapshot = self.encode(state)
             except BaseException as e:
-                self.last_save = SaveMetrics(
-                    self.url, encode=time.perf_counter() - start, error=f"{type(e).__name__}: {e}"
-                )
-                self.last_save.total = self.last_save.encode
-                emit(self.last_save, self.on_metrics)
+                self._measure.encode_failed(time.perf_counter() - start, e)
                 raise
             return self.commit(snapshot, encode_seconds=time.perf_counter() - start)
 
@@ -447,25 +428,12 @@ class StateManager:
         failures. Never returns partial data, never changes what is stored.
         """
         with self._lock:
-            record = LoadMetrics(self.url)
-            start = time.perf_counter()
-            with recording() as rec:
-                try:
-                    state = self._load(version, fallback)
-                    record.ok, record.source = True, self.last_load_source
-                    if version is not None:
-                        record.source = f"version {version}"
-                    return state
-                except BaseException as e:
-                    record.error = f"{type(e).__name__}: {e}"
-                    raise
-                finally:
-                    record.total = time.perf_counter() - start
-                    record.read, record.decode = rec.io, max(0.0, record.total - rec.io)
-                    record.bytes_read, record.requests = rec.bytes_read, rec.requests
-                    record.generation = self._commit.generation if version is None else version
-                    self.last_load = record
-                    emit(record, self.on_metrics)
+            return self._measure.load(
+                lambda: self._load(version, fallback),
+                version=version,
+                commit=self._commit,
+                source=lambda: self.last_load_source,
+            )
 
     def _load(self, version: int | None, fallback: bool) -> dict[str, Any]:
         with self._lock:
@@ -556,22 +524,9 @@ class StateManager:
         keep side effects out of it. A missing state starts as ``{}``. Raises like ``load()``
         and ``save()``.
         """
-        for attempt in range(retries + 1):
-            with self._lock, self.store.lock():
-                state = self._load_for_update()
-                result = fn(state)
-                new = state if result is None else dict(result)
-                try:
-                    self._commit_strict(new)
-                except ConflictError:
-                    if attempt == retries:
-                        raise
-                    continue
-                return new
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._updates.update(fn, retries)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[dict[str, Any]]:
+    def transaction(self) -> AbstractContextManager[dict[str, Any]]:
         """``with sm.transaction() as state:`` -- modify ``state``; it is saved on exit.
 
         Holds the manager's lock and the store's lock for the whole block, so threads and
@@ -580,19 +535,7 @@ class StateManager:
         exit (the block cannot be re-run: use ``update()`` for retries). An exception in the
         block saves nothing.
         """
-        with self._lock, self.store.lock():
-            state = self._load_for_update()
-            yield state
-            self._commit_strict(state)
-
-    def _load_for_update(self) -> dict[str, Any]:
-        try:
-            return self.load()
-        except StateNotFoundError:
-            return {}
-
-    def _commit_strict(self, state: Mapping[str, Any]) -> int:
-        return self._failover.save(self.encode(state), strict=True)
+        return self._updates.transaction()
 
     # ------------------------------------------------------------------ forgiving API (spec)
 

@@ -10,7 +10,9 @@
             FrameStore (framestore.py)    Store + transforms + keyring
               Store (statevault.storage)  bytes, atomic replace, compare-and-swap
 
-``legacy.py`` is the JSON import shared by the managers and the command line. Each layer is a
+``update.py`` is read-modify-write (``update()``, ``transaction()``) with CAS retries;
+``measure.py`` times saves and loads for ``statevault.metrics``; ``legacy.py`` is the JSON
+import shared by the managers and the command line. Each layer is a
 small class over the one below; modules outside this package use only the names exported here.
 """
 
@@ -32,10 +34,13 @@ from .layout import (
     state_path,
 )
 from .legacy import is_frame, looks_trading, parse_json, restore_legacy
+from .measure import Measure
 from .recovery import Fallback, NothingReadable, Recovery
 from .snapshot import Snapshot, StateCodec
+from .update import UPDATE_RETRIES, Updates
 
 __all__ = [
+    "UPDATE_RETRIES",
     "Commit",
     "Current",
     "Failover",
@@ -45,6 +50,7 @@ __all__ = [
     "Layers",
     "Layout",
     "Loaded",
+    "Measure",
     "NoSuchName",
     "NothingReadable",
     "OnConflict",
@@ -56,6 +62,7 @@ __all__ = [
     "StateCodec",
     "TradingLayout",
     "Unreadable",
+    "Updates",
     "frame_prefix",
     "is_frame",
     "looks_trading",
