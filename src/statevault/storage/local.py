@@ -398,8 +398,9 @@ class LocalStore(Store):
                 if end <= start:
                     return b""
                 buf = bytearray(end - start)
-                got = _pread_all(f.fileno(), memoryview(buf), start)
-                return bytes(buf[:got])
+                view = memoryview(buf)
+                got = _pread_all(f.fileno(), view, start)
+                return bytes(view[:got])  # one copy (slicing the bytearray was a second)
         except FileNotFoundError as e:
             raise self._not_found(e) from e
         except OSError as e:
