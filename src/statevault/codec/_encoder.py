@@ -78,17 +78,7 @@ class Encoder:
                 f"reference cycle, e.g. a list that contains itself): flatten it",
             )
         if t is list and self.inline_list:
-            out: list[Any] = []
-            append = out.append
-            enc = self.enc
-            d1 = depth + 1
-            try:
-                for v in obj:
-                    append(enc(v, d1))
-            except Fail as f:
-                f.segments.append(f"[{len(out)}]")
-                raise
-            return out
+            return self.enc_seq(obj, depth)
         if t is dict and self.inline_dict:
             if TAG in obj:
                 return self.enc_items(obj.items(), depth, "dict")
