@@ -42,6 +42,7 @@ from .manifest import (
     PieceLoc,
     Retired,
     Segment,
+    compress_sections,
     decode_section,
     encode_index,
     encode_section,
@@ -181,7 +182,7 @@ class DeltaStore:
             sections = []
             for i in range(len(reader.header.sections)):
                 marks: list[int] = []
-                segs = decode_section(reader.head.section(i), lambda: ids, marks)
+                segs = decode_section(reader.head.section(i), lambda: ids, marks, reader.stored)
                 sections.append((segs, marks))
         except StateError:
             self.knowledge = None
@@ -323,7 +324,7 @@ class DeltaStore:
         index.retired = self._retired(base, index, generation, now, stored, unreadable=unreadable)
 
         number = {pid: i for i, pid in enumerate(index.pieces)}
-        manifests: list[list[Buffer]] = []
+        raw_sections: list[bytes] = []
         plans: dict[tuple[int, int], tuple[BufferPlan, int]] = {}
         for s, segs in enumerate(layout):
             out: list[Segment] = []
@@ -335,7 +336,8 @@ class DeltaStore:
                     marks.append(seg.mark)
                 else:
                     out.append(seg)
-            manifests.append([encode_section(out, number, marks)])
+            raw_sections.append(encode_section(out, number, marks))
+        manifests: list[list[Buffer]] = [[p] for p in compress_sections(raw_sections)]
         manifests.append([encode_index(index)])
         head = self.frames.build(
             manifests,
