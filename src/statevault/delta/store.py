@@ -224,17 +224,18 @@ class DeltaStore:
         known = base.index.pieces if base is not None else {}
         fresh: dict[bytes, Buffer] = {}
         layout: list[list[Inline | _Buf]] = []
+        # The previous plan of a buffer: the one whose first bytes had the same
+        # fingerprint (an append or an edit past them), else the one at its place.
+        # Grouped once per save (per section it was sections x buffers lookups).
+        marks_of: dict[int, dict[int, list[int]]] = {}
+        if base is not None:
+            for (sec, j), (_, m) in base.plans.items():
+                marks_of.setdefault(sec, {}).setdefault(m, []).append(j)
         for s, chunks in enumerate(sections):
             segs: list[Inline | _Buf] = []
             small: list[memoryview] = []
             k = 0
-            # The previous plan of a buffer: the one whose first bytes had the same
-            # fingerprint (an append or an edit past them), else the one at its place.
-            by_mark: dict[int, list[int]] = {}
-            if base is not None:
-                for (sec, j), (_, m) in base.plans.items():
-                    if sec == s:
-                        by_mark.setdefault(m, []).append(j)
+            by_mark = marks_of.get(s, {})
             taken: set[int] = set()
             for chunk in chunks:
                 view = byte_view(chunk)
