@@ -345,3 +345,41 @@ def test_the_bench_completes(capsys: pytest.CaptureFixture[str]) -> None:
     for workload in delta_planner.WORKLOADS:
         assert f"quotes  {workload}" in out
     assert "state S append" in out
+
+
+def test_equal_buffers_share_one_plan_and_a_change_in_place_is_never_reused() -> None:
+    planner = Planner(KEY, min_size=1024, avg_size=2048, max_size=8192)
+    store: dict[bytes, bytes] = {}
+    rng = np.random.default_rng(5)
+    a = rng.random(4000)
+    previous, _ = step(planner, a.tobytes(), None, store)
+    grown = np.append(a, rng.random(3))
+    first, _ = step(planner, memoryview(grown).cast("B"), previous, store)
+    # an equal buffer (another object) against the same previous plan: the same plan, and
+    # the new pieces are views of ITS bytes
+    twin = grown.copy()
+    plan, new = planner.plan(memoryview(twin).cast("B"), previous)
+    assert plan == first
+    assert new
+    for _, body in new:
+        assert memoryview(body).obj is twin  # not the bytes of the first buffer
+    step(planner, memoryview(twin).cast("B"), previous, store)
+    # the same object changed in place at its start, middle and end: planned afresh, exact
+    for at in (0, len(twin) // 2, len(twin) - 1):
+        twin[at] += 1.0
+        changed, _ = step(planner, memoryview(twin).cast("B"), previous, store)
+        assert changed != first
+        twin[at] -= 1.0
+        again, _ = step(planner, memoryview(twin).cast("B"), previous, store)
+        assert again == first  # restored bytes: the remembered plan is right again
+
+
+def test_a_remembered_plan_is_only_for_the_same_previous_plan() -> None:
+    planner = Planner(KEY, min_size=1024, avg_size=2048, max_size=8192)
+    store: dict[bytes, bytes] = {}
+    data = np.random.default_rng(6).random(3000).tobytes()
+    fresh, _ = step(planner, data, None, store)
+    other, _ = step(planner, data[:8000], None, store)
+    # against another previous plan the pieces it returns must be new to THAT plan
+    step(planner, data, other, store)
+    step(planner, data, fresh, store)

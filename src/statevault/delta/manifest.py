@@ -5,6 +5,14 @@ A delta HEAD is a frame of version ``MANIFEST_VERSION`` whose last section is th
 waiting for garbage collection) and whose other sections are *manifest sections*: the
 logical section's bytes as a list of segments, each either inline bytes or an extent of a
 piece. Pure and I/O-free; docs/format.md ("Delta saves") has the byte layout.
+
+Layout 2 (``compress_sections``): a manifest section may instead be stored zstd-compressed
+with another section's layout-1 payload as its dictionary. The pair sections of one state are
+near copies of each other (the same document with other names, sizes and piece numbers), so
+this is what keeps a HEAD small: measured on the bench's M state, 47 KB of per-section zstd
+for a tick's manifest becomes 17 KB (whole-HEAD compression would give 14 KB, but would make
+a lazy read of one pair decode every section). The dictionary is in the same HEAD: a HEAD
+stays self-contained (no pack read for a manifest, and no chain to an older HEAD).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+
+import zstandard
 
 from ..errors import CorruptStateError, UnsupportedFormatError
 from ..transforms import Buffer
@@ -25,6 +35,7 @@ __all__ = [
     "PieceLoc",
     "Retired",
     "Segment",
+    "compress_sections",
     "decode_index",
     "decode_section",
     "encode_index",
@@ -41,6 +52,14 @@ _RETIRED: Final = struct.Struct("<16sQd")  # pack name, generation retired at, u
 _SECTION_HEAD: Final = struct.Struct("<4sB3xI")  # magic, version, segments
 _SEGMENT: Final = struct.Struct("<IIQQQ")  # kind, piece number, offset, length, fingerprint
 _INLINE, _FIRST, _MORE = 0, 1, 2  # segment kinds: inline bytes, a buffer's first extent, next
+_PACKED_MAGIC: Final = b"SVDZ"
+_PACKED_HEAD: Final = struct.Struct("<4sB3xII")  # magic, version, base section, raw length
+_PACKED_VERSION: Final = 1
+# Sections considered as the dictionary: the first few (the largest of them is chosen).
+_BASE_CANDIDATES: Final = 8
+# Smaller sections are left as they are: a dictionary gains too little on them.
+_PACK_MIN: Final = 128
+_LEVEL: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +198,19 @@ def encode_section(
 
 
 def decode_section(
-    data: Buffer, ids: Callable[[], Sequence[bytes]], marks: list[int] | None = None
+    data: Buffer,
+    ids: Callable[[], Sequence[bytes]],
+    marks: list[int] | None = None,
+    base: Callable[[int], Buffer] | None = None,
 ) -> list[Segment]:
     """Parse a manifest section; ``ids()`` gives the index's piece ids in table order (only
     called when the section has extents, so an inline-only section needs no index).
-    ``marks``, if given, receives each buffer's fingerprint in order."""
+    ``marks``, if given, receives each buffer's fingerprint in order. ``base(i)`` gives the
+    stored payload of the HEAD's section ``i`` (a layout-2 section's dictionary; IndexError
+    if there is none); without it a layout-2 section is refused as corrupt."""
     view = memoryview(data).cast("B")
+    if bytes(view[:4]) == _PACKED_MAGIC:
+        view = _unpack(view, base)
     if len(view) < _SECTION_HEAD.size:
         raise _corrupt("manifest section")
     magic, version, count = _SECTION_HEAD.unpack_from(view)
@@ -231,6 +257,73 @@ def decode_section(
     if used != len(inline):
         raise _corrupt("manifest section")
     return out
+
+
+def _packed_bound(compressed: int, base: int) -> int:
+    """The most a layout-2 section may expand to (writer and reader agree): bounds the
+    allocation a forged section can ask for by the HEAD's own size."""
+    return 2 * base + 64 * compressed + 4096
+
+
+def compress_sections(payloads: Sequence[bytes]) -> list[bytes]:
+    """Layout-1 section payloads, each replaced by its layout-2 form where that is smaller
+    than compressing it alone (a zstd frame with the largest of the first few sections as
+    its raw-content dictionary; that section stays layout 1, so decoding never chains)."""
+    if len(payloads) < 3:
+        return list(payloads)
+    base = max(range(min(len(payloads), _BASE_CANDIDATES)), key=lambda i: len(payloads[i]))
+    dictionary = zstandard.ZstdCompressionDict(
+        payloads[base], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+    )
+    with_dict = zstandard.ZstdCompressor(level=_LEVEL, dict_data=dictionary)
+    alone = zstandard.ZstdCompressor(level=_LEVEL)
+    out: list[bytes] = []
+    for i, raw in enumerate(payloads):
+        if i == base or len(raw) < _PACK_MIN:
+            out.append(raw)
+            continue
+        packed = with_dict.compress(raw)
+        if len(packed) + _PACKED_HEAD.size >= len(alone.compress(raw)) or len(raw) > _packed_bound(
+            len(packed), len(payloads[base])
+        ):
+            out.append(raw)
+            continue
+        head = _PACKED_HEAD.pack(_PACKED_MAGIC, _PACKED_VERSION, base, len(raw))
+        out.append(head + packed)
+    return out
+
+
+def _unpack(view: memoryview, base: Callable[[int], Buffer] | None) -> memoryview:
+    """A layout-2 section's layout-1 payload (``base(i)``: section ``i``'s stored payload)."""
+    if len(view) < _PACKED_HEAD.size:
+        raise _corrupt("manifest section")
+    _, version, number, size = _PACKED_HEAD.unpack_from(view)
+    if version > _PACKED_VERSION:
+        raise UnsupportedFormatError(
+            f"the delta manifest is packed with version {version}, newer than this statevault "
+            "reads: upgrade"
+        )
+    if base is None:
+        raise _corrupt("manifest section")
+    try:
+        dictionary = memoryview(base(number)).cast("B")
+    except IndexError as e:
+        raise _corrupt("manifest section") from e
+    body = view[_PACKED_HEAD.size :]
+    if bytes(dictionary[:4]) != _SECTION_MAGIC or size > _packed_bound(len(body), len(dictionary)):
+        raise _corrupt("manifest section")  # the dictionary is always a layout-1 section
+    try:
+        if zstandard.frame_content_size(body) != size:
+            raise _corrupt("manifest section")
+        d = zstandard.ZstdCompressionDict(
+            bytes(dictionary), dict_type=zstandard.DICT_TYPE_RAWCONTENT
+        )
+        raw = zstandard.ZstdDecompressor(dict_data=d).decompress(body, max_output_size=size)
+    except zstandard.ZstdError as e:
+        raise _corrupt("manifest section") from e
+    if len(raw) != size:
+        raise _corrupt("manifest section")
+    return memoryview(raw)
 
 
 def plans_of(

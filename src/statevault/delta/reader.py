@@ -81,7 +81,14 @@ class DeltaReader(FrameReader):
         if not 0 <= index < len(self.header.sections):
             count = len(self.header.sections)
             raise IndexError(f"section {index} does not exist: the frame has {count}")
-        return decode_section(self.head.section(index), self._piece_ids)
+        return decode_section(self.head.section(index), self._piece_ids, base=self.stored)
+
+    def stored(self, index: int) -> Buffer:
+        """Logical section ``index``'s payload as the HEAD stores it (manifest layout 1 or 2:
+        a layout-2 section's dictionary); IndexError if there is none."""
+        if not 0 <= index < len(self.header.sections):
+            raise IndexError(f"section {index} does not exist")
+        return self.head.section(index)
 
     def _piece_ids(self) -> list[bytes]:
         self.index()

@@ -42,6 +42,7 @@ from .manifest import (
     PieceLoc,
     Retired,
     Segment,
+    compress_sections,
     decode_section,
     encode_index,
     encode_section,
@@ -181,7 +182,7 @@ class DeltaStore:
             sections = []
             for i in range(len(reader.header.sections)):
                 marks: list[int] = []
-                segs = decode_section(reader.head.section(i), lambda: ids, marks)
+                segs = decode_section(reader.head.section(i), lambda: ids, marks, reader.stored)
                 sections.append((segs, marks))
         except StateError:
             self.knowledge = None
@@ -223,17 +224,18 @@ class DeltaStore:
         known = base.index.pieces if base is not None else {}
         fresh: dict[bytes, Buffer] = {}
         layout: list[list[Inline | _Buf]] = []
+        # The previous plan of a buffer: the one whose first bytes had the same
+        # fingerprint (an append or an edit past them), else the one at its place.
+        # Grouped once per save (per section it was sections x buffers lookups).
+        marks_of: dict[int, dict[int, list[int]]] = {}
+        if base is not None:
+            for (sec, j), (_, m) in base.plans.items():
+                marks_of.setdefault(sec, {}).setdefault(m, []).append(j)
         for s, chunks in enumerate(sections):
             segs: list[Inline | _Buf] = []
             small: list[memoryview] = []
             k = 0
-            # The previous plan of a buffer: the one whose first bytes had the same
-            # fingerprint (an append or an edit past them), else the one at its place.
-            by_mark: dict[int, list[int]] = {}
-            if base is not None:
-                for (sec, j), (_, m) in base.plans.items():
-                    if sec == s:
-                        by_mark.setdefault(m, []).append(j)
+            by_mark = marks_of.get(s, {})
             taken: set[int] = set()
             for chunk in chunks:
                 view = byte_view(chunk)
@@ -323,7 +325,7 @@ class DeltaStore:
         index.retired = self._retired(base, index, generation, now, stored, unreadable=unreadable)
 
         number = {pid: i for i, pid in enumerate(index.pieces)}
-        manifests: list[list[Buffer]] = []
+        raw_sections: list[bytes] = []
         plans: dict[tuple[int, int], tuple[BufferPlan, int]] = {}
         for s, segs in enumerate(layout):
             out: list[Segment] = []
@@ -335,7 +337,8 @@ class DeltaStore:
                     marks.append(seg.mark)
                 else:
                     out.append(seg)
-            manifests.append([encode_section(out, number, marks)])
+            raw_sections.append(encode_section(out, number, marks))
+        manifests: list[list[Buffer]] = [[p] for p in compress_sections(raw_sections)]
         manifests.append([encode_index(index)])
         head = self.frames.build(
             manifests,
