@@ -56,3 +56,20 @@ def test_overwrite_writer_never_commits_a_head_over_packs_collected_in_its_gap(
     # and a's next save (delta from what it just wrote) is sound too
     a.save(tick(mine))
     same(StateManager(path, spool_dir=False).load(), tick(mine))
+
+
+def test_discard_lock_drops_a_local_lock_file_and_is_a_no_op_elsewhere(tmp_path: Path) -> None:
+    from statevault.metrics import CountingStore
+    from statevault.storage import open_store
+
+    store = open_store(str(tmp_path / "p"))
+    store.write([b"x"])
+    store.delete()
+    assert (tmp_path / ".p.lock").exists()  # kept by delete (writers of the path may race)
+    CountingStore(store).discard_lock()  # the counting layer forwards it
+    assert not (tmp_path / ".p.lock").exists()
+    store.discard_lock()  # nothing left: still no error
+    memory = open_store("memory://gc-discard/p")
+    memory.write([b"x"])
+    memory.discard_lock()
+    assert memory.read()[0] == b"x"  # a no-op: the object is untouched

@@ -254,6 +254,9 @@ class CountingStore(Store):
         finally:
             self._count(rec, t)
 
+    def discard_lock(self) -> None:
+        self.inner.discard_lock()
+
     def lock(self) -> AbstractContextManager[None]:
         return self.inner.lock()
 

@@ -19,7 +19,6 @@ argument; the pure parts live in ``manifest``, ``compact`` and ``reader``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -32,7 +31,6 @@ from ..errors import StateError
 from ..frame import MANIFEST_VERSION, FrameHeader, header_length, parse_header
 from ..storage import ANY, ObjectInfo, Store
 from ..storage.base import byte_view
-from ..storage.local import LocalStore
 from ..transforms import Buffer, Transform
 from .compact import Compaction, compact_plan, merge_set
 from .manifest import (
@@ -109,17 +107,6 @@ def _header_of(chunks: Sequence[Buffer]) -> FrameHeader:
 
     end = header_length(frame_prefix(chunks, 24))
     return parse_header(frame_prefix(chunks, end))
-
-
-def _drop_lock_file(store: Store) -> None:
-    """Remove a collected local pack's ``.<name>.lock``: ``LocalStore`` keeps lock files
-    (deleting one races a writer of the same file), but a pack is never written again once
-    it is collected, so nothing can race on its lock; without this every tick left one."""
-    inner = getattr(store, "inner", store)
-    if isinstance(inner, LocalStore):
-        head, tail = os.path.split(inner.path)
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(head, f".{tail}.lock"))
 
 
 class DeltaStore:
@@ -502,7 +489,7 @@ class DeltaStore:
             try:
                 store = self.pack_store(r.name)
                 store.delete()
-                _drop_lock_file(store)
+                store.discard_lock()  # a collected pack is never written again
             except (StateError, OSError) as e:
                 log.warning("%s: garbage collection stopped: %s", self.frames.url, e)
                 break

@@ -162,6 +162,15 @@ class Store(ABC):
     def delete(self) -> bool:
         """Delete the object; return True if there was one."""
 
+    def discard_lock(self) -> None:
+        """Drop the lock kept beside an object deleted for good (never written again).
+
+        Backends keep per-object lock state for writers (``LocalStore``: a ``.<name>.lock``
+        file, kept after a delete because removing it races a writer of the same path); a
+        caller that knows no writer will ever use this name again (a collected delta pack)
+        calls this after ``delete``. Best effort, never raises. Default: nothing to drop."""
+        return None
+
     @abstractmethod
     def lock(self) -> AbstractContextManager[None]:
         """Return the exclusive lock ``write`` takes, to group read-check-write sequences.
