@@ -73,3 +73,79 @@ def test_discard_lock_drops_a_local_lock_file_and_is_a_no_op_elsewhere(tmp_path:
     memory.write([b"x"])
     memory.discard_lock()
     assert memory.read()[0] == b"x"  # a no-op: the object is untouched
+
+
+# ------------------------------------------------------------------ the orphan sweep
+
+_KILLED_BETWEEN_PACK_AND_HEAD = r"""
+import os, signal, sys
+import numpy as np
+from statevault import StateManager
+sm = StateManager(sys.argv[1], spool_dir=False, keep_versions=0)
+sm.load()
+# The pack is written for real; the process dies (SIGKILL) as the HEAD write starts.
+sm.layers.commit._write = lambda pending: os.kill(os.getpid(), signal.SIGKILL)
+sm.save({"a": np.arange(30_000.0) * 7, "cash": -1.0})
+"""
+
+_READER = r"""
+import sys
+from statevault import StateManager
+state = StateManager(sys.argv[1], spool_dir=False).load()
+print(float(state["a"].sum()), state["cash"])
+"""
+
+
+def _sweeping(sm: StateManager, grace: float = 0.0) -> StateManager:
+    delta = sm.layers.commit.delta
+    assert delta is not None
+    delta.grace, delta.gc_every, delta.sweep_every = grace, 1, 1
+    return sm
+
+
+def test_a_crash_leftover_pack_is_swept_after_two_sweeps_a_grace_apart(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    path = tmp_path / "s.sv"
+    sm = _sweeping(StateManager(path, spool_dir=False, keep_versions=0), grace=3600.0)
+    sm.save({"a": np.arange(30_000.0), "cash": 1.0})
+    live = set(packs_of(path))
+    child = [sys.executable, "-c", _KILLED_BETWEEN_PACK_AND_HEAD, str(path)]
+    run = subprocess.run(child, check=False)
+    assert run.returncode == -9  # killed, not a clean exit
+    leftover = set(packs_of(path)) - live
+    assert len(leftover) == 1  # its pack landed, its HEAD never did
+    sm.save({"a": np.arange(30_000.0), "cash": 2.0})  # first sighting: kept (grace)
+    assert leftover <= set(packs_of(path))
+    sm.layers.commit.delta.grace = 0.0  # type: ignore[union-attr]  # the grace has passed
+    sm.save({"a": np.arange(30_000.0), "cash": 3.0})
+    assert not leftover & set(packs_of(path))
+    assert set(packs_of(path)) == live  # the state's own pack is named by its HEAD: kept
+    reader = subprocess.run(
+        [sys.executable, "-c", _READER, str(path)], capture_output=True, text=True, check=True
+    )
+    assert reader.stdout.split() == [str(float(np.arange(30_000.0).sum())), "3.0"]
+
+
+def test_packs_a_plain_save_dropped_are_swept_and_versions_keep_theirs(tmp_path: Path) -> None:
+    path = tmp_path / "s.sv"
+    a = _collecting(StateManager(path, spool_dir=False, keep_versions=0))
+    a.layers.commit.delta.grace = 3600.0  # type: ignore[union-attr]  # retired, not deleted
+    for seed in range(3):  # every buffer changes: each save retires the previous pack
+        a.save(series_state(2, 2_000, seed=seed))
+    assert len(packs_of(path)) == 3
+    plain = StateManager(path, spool_dir=False, keep_versions=0, delta=False)
+    plain.load()
+    plain.save(series_state(2, 2_000, seed=7))  # a plain frame: the retired list is gone
+    b = _sweeping(StateManager(path, spool_dir=False, keep_versions=2))
+    b.load()
+    first = series_state(2, 2_000, seed=8)
+    b.save(first)
+    b.save({**first, "cash": 5.0})
+    mine = b.layers.commit.delta.knowledge.index.packs  # type: ignore[union-attr]
+    assert {p.name for p in packs_of(path)} == {n.hex() for n in mine}
+    for v in b.list_versions():  # every retained version still loads
+        b.load(version=v["generation"])

@@ -257,6 +257,9 @@ class CountingStore(Store):
     def discard_lock(self) -> None:
         self.inner.discard_lock()
 
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        return self.inner.list_dir()
+
     def lock(self) -> AbstractContextManager[None]:
         return self.inner.lock()
 

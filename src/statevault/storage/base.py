@@ -171,6 +171,12 @@ class Store(ABC):
         calls this after ``delete``. Best effort, never raises. Default: nothing to drop."""
         return None
 
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        """The objects directly under this store's URL taken as a folder: (name, modified
+        time as the backend stamps it). One LIST; None when the backend cannot list (then
+        what needs a listing, the delta orphan sweep, does not run). Default: None."""
+        return None
+
     @abstractmethod
     def lock(self) -> AbstractContextManager[None]:
         """Return the exclusive lock ``write`` takes, to group read-check-write sequences.

@@ -551,6 +551,20 @@ class LocalStore(Store):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self._dir, f".{self._name}.lock"))
 
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        # Hidden entries are lock and temp files, never objects.
+        try:
+            with os.scandir(self.path) as entries:
+                return [
+                    (e.name, e.stat(follow_symlinks=False).st_mtime)
+                    for e in entries
+                    if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise self._translate(e, "listing") from e
+
     def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
         """Hard-link the file just written into ``dest`` (no second copy of the bytes).
 
