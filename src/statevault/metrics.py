@@ -254,6 +254,12 @@ class CountingStore(Store):
         finally:
             self._count(rec, t)
 
+    def discard_lock(self) -> None:
+        self.inner.discard_lock()
+
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        return self.inner.list_dir()
+
     def lock(self) -> AbstractContextManager[None]:
         return self.inner.lock()
 

@@ -19,7 +19,6 @@ argument; the pure parts live in ``manifest``, ``compact`` and ``reader``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -32,7 +31,6 @@ from ..errors import StateError
 from ..frame import MANIFEST_VERSION, FrameHeader, header_length, parse_header
 from ..storage import ANY, ObjectInfo, Store
 from ..storage.base import byte_view
-from ..storage.local import LocalStore
 from ..transforms import Buffer, Transform
 from .compact import Compaction, compact_plan, merge_set
 from .manifest import (
@@ -49,7 +47,8 @@ from .manifest import (
     plans_of,
 )
 from .planner import BufferPlan, Extent, Planner
-from .reader import DeltaReader, pack_path
+from .reader import PACKS, DeltaReader, pack_path
+from .sweep import SWEEP_EVERY, Sweep
 
 __all__ = ["DeltaSave", "DeltaStore", "Knowledge"]
 
@@ -112,17 +111,6 @@ def _header_of(chunks: Sequence[Buffer]) -> FrameHeader:
     return parse_header(frame_prefix(chunks, end))
 
 
-def _drop_lock_file(store: Store) -> None:
-    """Remove a collected local pack's ``.<name>.lock``: ``LocalStore`` keeps lock files
-    (deleting one races a writer of the same file), but a pack is never written again once
-    it is collected, so nothing can race on its lock; without this every tick left one."""
-    inner = getattr(store, "inner", store)
-    if isinstance(inner, LocalStore):
-        head, tail = os.path.split(inner.path)
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(head, f".{tail}.lock"))
-
-
 class DeltaStore:
     """Delta saves for one manager's frame store (``frames``: a ``FrameStore``)."""
 
@@ -133,6 +121,8 @@ class DeltaStore:
         self.max_extents = MAX_EXTENTS
         self.grace = GRACE
         self.gc_every = GC_EVERY
+        self.sweep_every = SWEEP_EVERY
+        self._sweep = Sweep()
         self.planner_class: Callable[[bytes], Planner] = Planner
         self.knowledge: Knowledge | None = None
         # Packs written whose HEAD never committed (a conflict, a storage error): retired by
@@ -505,10 +495,46 @@ class DeltaStore:
             try:
                 store = self.pack_store(r.name)
                 store.delete()
-                _drop_lock_file(store)
+                store.discard_lock()  # a collected pack is never written again
             except (StateError, OSError) as e:
                 log.warning("%s: garbage collection stopped: %s", self.frames.url, e)
                 break
             self.deleted.add(r.name)
+            deleted += 1
+        return deleted
+
+    def sweep(self, named: Callable[[], set[bytes] | None], *, force: bool = False) -> int:
+        """Delete packs named by nothing for two sweeps ``grace`` apart (see ``sweep``).
+
+        ``named()``: every pack the current HEAD, the readable version slots and their
+        retired lists name (None: cannot tell, no sweep). Runs every ``sweep_every`` saves
+        (``force``: now); never raises for a storage failure (logged). Returns the count."""
+        if not force and (not self._saves or self._saves % self.sweep_every):
+            return 0
+        try:
+            names = named()
+            listing = None if names is None else self.frames.packs_base.sibling(PACKS).list_dir()
+        except StateError as e:
+            log.warning("%s: orphan sweep skipped: %s", self.frames.url, e)
+            return 0
+        if names is None or listing is None:
+            return 0
+        keep = {n.hex() for n in names}
+        if self.knowledge is not None:  # what this writer is about to share
+            keep.update(n.hex() for n in self.knowledge.index.packs)
+        deleted = 0
+        for name in self._sweep.step(listing, keep, time.monotonic(), self.grace):
+            try:
+                raw = bytes.fromhex(name)
+            except ValueError:
+                continue  # not a pack's name: not ours to delete
+            try:
+                store = self.pack_store(raw)
+                store.delete()
+                store.discard_lock()
+            except (StateError, OSError) as e:
+                log.warning("%s: orphan sweep stopped: %s", self.frames.url, e)
+                break
+            self.deleted.add(raw)
             deleted += 1
         return deleted

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..delta.store import DeltaSave, DeltaStore
+from ..delta.store import DeltaStore
 from ..errors import (
     ConflictError,
     CorruptStateError,
@@ -33,6 +32,7 @@ from ..transforms import Buffer
 from .aside import copy_aside, damaged_error, damaged_token, missing_key, replaceable
 from .framestore import FrameStore, frame_prefix
 from .legacy import is_frame
+from .pending import Current, Pending, Unreadable
 from .snapshot import Snapshot
 
 __all__ = ["Commit", "Current", "OnConflict", "OnUnreadable", "Pending", "Unreadable"]
@@ -44,34 +44,6 @@ OnUnreadable = Literal["raise", "replace"]
 #: How many unacknowledged frames (since the last acknowledged write) are remembered.
 MAX_UNACKNOWLEDGED = 16
 Decode = Callable[[Any], tuple[dict[str, Any], int]]
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A framed save waiting to be written: chunks, generation, expectation (and delta)."""
-
-    chunks: list[Buffer]
-    generation: int
-    expect: object
-    delta: DeltaSave | None = None
-
-
-@dataclass(frozen=True)
-class Current:
-    """The current state as read from the store, and the store's info of that object."""
-
-    state: dict[str, Any]
-    generation: int
-    info: ObjectInfo
-
-
-class Unreadable(Exception):
-    """``read_current(fallback=True)``: the stored object is damaged; ``error`` says how."""
-
-    def __init__(self, error: CorruptStateError, info: ObjectInfo) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.info = info
 
 
 class Commit:
@@ -250,11 +222,17 @@ class Commit:
             self.unreadable_token = self.refused[0]  # kept aside, then replaced on purpose
 
     def prepare(
-        self, snapshot: Snapshot, min_generation: int = 1, *, strict: bool = False
+        self,
+        snapshot: Snapshot,
+        min_generation: int = 1,
+        *,
+        strict: bool = False,
+        share: bool = True,
     ) -> Pending:
         """Frame ``snapshot`` for the next write (asks the store on a first save).
 
         ``min_generation``: a floor from outside (a spooled frame's generation + 1).
+        ``share``: False makes a delta save self-contained (its pack holds every piece).
         Raises ``StorageError`` when the store cannot be asked; then use ``offline``.
         """
         expect, generation = self.expectation(strict=strict)
@@ -265,7 +243,15 @@ class Commit:
         # HEAD this writer could not read (kept aside) none are shared nor its packs retired.
         base = self.head_seen[0] if expect is ANY and self.head_seen else expect
         aside = self.unreadable_token is not None and expect == self.unreadable_token
+        if not share:
+            base = None
         head, save = self.delta.prepare_snapshot(snapshot, generation, base, self.head_seen, aside)
+        if expect is ANY and save.reused:
+            # Sharing the probed HEAD's pieces is safe only while it is the HEAD: once another
+            # writer replaces it, its packs are retired and may be collected after the grace
+            # period, however long this writer takes to get here. So the write is a
+            # compare-and-swap on the probed token even in overwrite mode (``fenced``).
+            return Pending(head, generation, base, save, fenced=True)
         return Pending(head, generation, expect, save)
 
     def offline(self, snapshot: Snapshot, min_generation: int = 1) -> Pending:

@@ -101,7 +101,16 @@ class Failover:
         except StorageError as e:
             raise self._to_spool(self.commit.offline(snapshot, floor), e) from e
         try:
-            info = self.commit.write(pending)
+            try:
+                info = self.commit.write(pending)
+            except ConflictError:
+                if not pending.fenced:
+                    raise
+                # Overwrite mode lost the race for the HEAD whose pieces it shared: probe
+                # again and save self-contained, never a HEAD over packs that may be gone.
+                log.warning("%s: replaced during the save; saving self-contained", self.url)
+                pending = self.commit.prepare(snapshot, floor, strict=strict, share=False)
+                info = self.commit.write(pending)
         except ConflictError:
             raise
         except StorageError as e:

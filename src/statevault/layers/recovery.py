@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..delta.reader import DeltaReader
 from ..errors import StateError, StateNotFoundError
+from ..frame import MANIFEST_VERSION, FrameHeader
 from ..history import PROBE_EMPTY, History, Version
 from ..storage import ObjectInfo, Store
 from ..transforms import Buffer
@@ -78,7 +80,36 @@ class Recovery:
         delta = self.commit.delta
         if delta is None:
             return 0
-        return delta.collect(self.slot_generations, force=force)
+        deleted = delta.collect(self.slot_generations, force=force)
+        return deleted + delta.sweep(self.named_packs, force=force)
+
+    def named_packs(self) -> set[bytes] | None:
+        """Every pack the current HEAD, every readable version slot and their retired lists
+        name (the orphan sweep keeps them); None if the HEAD cannot be read."""
+        names: set[bytes] = set()
+
+        def add(reader: Any) -> None:
+            if isinstance(reader, DeltaReader):
+                index = reader.index()
+                names.update(index.packs)
+                names.update(r.name for r in index.retired)
+
+        try:
+            add(self.frames.ranged_reader()[0])
+        except StateNotFoundError:
+            pass
+        except StateError:
+            return None  # a HEAD this writer cannot read may name any pack: keep them all
+
+        def header_of(store: Store) -> FrameHeader:
+            header = self.frames.header_of(store)
+            if header.version == MANIFEST_VERSION:  # a plain frame names no pack: not read
+                data, _ = store.read()
+                add(self.frames.reader(data))
+            return header
+
+        self.history.headers(header_of, beyond=PROBE_EMPTY)
+        return names
 
     def has_readable_version(self) -> bool:
         """Whether any retained version decodes (a damaged current state may then be

@@ -20,14 +20,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import (
     ConflictError,
     StateNotFoundError,
     StorageConfigurationError,
     StorageError,
-    StorageOptionsError,
     StoragePermissionError,
     StorageUnavailableError,
 )
@@ -35,6 +33,8 @@ from ..errors import (
 if TYPE_CHECKING:
     # collections.abc.Buffer exists from Python 3.12; typing_extensions has it for 3.11.
     from typing_extensions import Buffer
+
+from .urls import redact_url, reject_storage_options
 
 __all__ = [
     "ANY",
@@ -45,6 +45,7 @@ __all__ = [
     "exception_chain",
     "conflict_error",
     "describe_error",
+    "redact_url",
     "reject_storage_options",
     "translate_error",
 ]
@@ -162,6 +163,16 @@ class Store(ABC):
     def delete(self) -> bool:
         """Delete the object; return True if there was one."""
 
+    def discard_lock(self) -> None:
+        """Drop the lock state kept beside an object deleted for good, never written again
+        (``LocalStore``: its ``.<name>.lock``, which a plain delete keeps). Best effort."""
+        return None
+
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        """(name, modified stamp) of the objects under this URL as a folder: one LIST; None
+        if the backend cannot list (default; the delta orphan sweep then does not run)."""
+        return None
+
     @abstractmethod
     def lock(self) -> AbstractContextManager[None]:
         """Return the exclusive lock ``write`` takes, to group read-check-write sequences.
@@ -247,39 +258,6 @@ def hold(lock: threading.RLock) -> Iterator[None]:
     """Context manager over an RLock (so ``Store.lock`` can return a fresh CM each call)."""
     with lock:
         yield
-
-
-# -- URLs -----------------------------------------------------------------------------------
-
-
-def redact_url(url: str) -> str:
-    """Drop ``user:password@`` from a URL so it is safe to show in messages."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-# -- options --------------------------------------------------------------------------------
-
-
-def reject_storage_options(options: Mapping[str, Any] | None, target: str) -> None:
-    """Refuse ``storage_options`` for a backend that takes none (``target``: "a local path").
-
-    ``StorageOptionsError`` (a configuration error: never spooled; exit status 10 in the CLI)
-    names the options and where they may have come from.
-    """
-    if options:
-        raise StorageOptionsError(
-            f"storage_options {sorted(options)} have no meaning for {target}: remove them "
-            "(--storage-options or STATEVAULT_STORAGE_OPTIONS on the command line), or give "
-            "the URL of a backend that takes options (s3://, az://, gs://, ...)."
-        )
 
 
 # -- error translation ----------------------------------------------------------------------

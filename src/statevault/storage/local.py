@@ -19,6 +19,7 @@ module's ``WINDOWS`` flag; OS helpers moved to another module would leave both, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -544,6 +545,25 @@ class LocalStore(Store):
             except OSError as e:
                 raise self._translate(e, "deleting") from e
             return True
+
+    def discard_lock(self) -> None:
+        # best effort: a lock file left behind costs an inode, not correctness
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self._dir, f".{self._name}.lock"))
+
+    def list_dir(self) -> list[tuple[str, float]] | None:
+        # Hidden entries are lock and temp files, never objects.
+        try:
+            with os.scandir(self.path) as entries:
+                return [
+                    (e.name, e.stat(follow_symlinks=False).st_mtime)
+                    for e in entries
+                    if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise self._translate(e, "listing") from e
 
     def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
         """Hard-link the file just written into ``dest`` (no second copy of the bytes).
