@@ -130,7 +130,7 @@ def compact_state(manager: StateManager, *, progress: ProgressFn | None = None) 
     next save and must load again. Needs ``delta=True`` (the default).
     """
     with manager.lock:
-        delta = manager._commit.delta
+        delta = manager.layers.commit.delta
         if delta is None:
             raise ConfigurationError(
                 f"{manager.url}: compacting needs a manager with delta=True (the default)"
@@ -176,7 +176,7 @@ def export_state(
     is never written. A local ``out`` gets no lock file left beside it.
     """
     with manager.lock:
-        frames = manager._frames
+        frames = manager.layers.frames
         if progress is not None:
             progress("reading and checking the current state", 1, 2)
         data, _ = frames.read()
