@@ -131,18 +131,20 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
     full = TradingStateManager(workdir / "full.sv", spool_dir=False, keep_versions=3, delta=False)
     delta.save_trading(positions, pairs, portfolio)  # the first (full) saves, not counted
     full.save_trading(positions, pairs, portfolio)
-    saves: list[tuple[float, int]] = []  # (seconds, bytes written) of every tick save
-    fulls: list[float] = []
+    # (seconds, CPU seconds, bytes written) of every tick save; CPU time tells a save that
+    # worked long from one that waited for the two cores shared with other jobs.
+    saves: list[tuple[float, float, int]] = []
+    fulls: list[tuple[float, float]] = []
     started = time.perf_counter()
     for i in range(1, ticks + 1):
         pairs = tick(pairs)
-        w, t = _wchar(), time.perf_counter()
+        w, t, c = _wchar(), time.perf_counter(), time.process_time()
         delta.save_trading(positions, pairs, portfolio)
-        saves.append((time.perf_counter() - t, _wchar() - w))
+        saves.append((time.perf_counter() - t, time.process_time() - c, _wchar() - w))
         if i % full_every == 0 or i == ticks:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             full.save_trading(positions, pairs, portfolio)
-            fulls.append(time.perf_counter() - t)
+            fulls.append((time.perf_counter() - t, time.process_time() - c))
         if i % max(1, ticks // 10) == 0:
             print(f"  tick {i}/{ticks} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     ticked = storage_bytes(path)
@@ -178,6 +180,14 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
         ticked_loads.append(_load_seconds(path))
         compacted_loads.append(_load_seconds(copy))
     worst = max(range(len(saves)), key=lambda j: saves[j][0])
+    median_bytes = statistics.median(b for *_, b in saves)
+    # Each save by what else it did: a merge of packs (compaction: far more bytes than a
+    # tick's), garbage collection (every gc_every-th save of the manager), neither.
+    kinds: dict[str, list[tuple[float, float, int]]] = {"compaction": [], "gc": [], "plain": []}
+    for j, save in enumerate(saves):
+        gc_save = (j + 2) % store.gc_every == 0  # the first save was the manager's first
+        kind = "compaction" if save[2] > 3 * median_bytes else "gc" if gc_save else "plain"
+        kinds[kind].append(save)
     return {
         "ticks": ticks,
         "load_ticked": statistics.median(ticked_loads),
@@ -186,13 +196,18 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
         "storage": ticked,
         "compacted": compacted,
         "differences": differences,
-        "median_save": statistics.median(s for s, _ in saves),
+        "median_save": statistics.median(s for s, *_ in saves),
         "worst_save": saves[worst][0],
         "worst_tick": worst + 1,
-        "worst_bytes": saves[worst][1],
-        "median_bytes": statistics.median(b for _, b in saves),
-        "max_bytes": max(b for _, b in saves),
-        "full_save": statistics.median(fulls),
+        "worst_cpu": saves[worst][1],
+        "worst_bytes": saves[worst][2],
+        "median_bytes": median_bytes,
+        "max_bytes": max(b for *_, b in saves),
+        "kinds": kinds,
+        "p99_save": sorted(s for s, *_ in saves)[int(0.99 * (len(saves) - 1))],
+        "full_save": statistics.median(s for s, _ in fulls),
+        "full_worst": max(s for s, _ in fulls),
+        "full_cpu": statistics.median(c for _, c in fulls),
         "full_saves": len(fulls),
         "compact_seconds": compact_seconds,
         "delta_info": info.get("delta"),
@@ -253,10 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"(3) worst tick save {1000 * r['worst_save']:.0f} ms (tick {r['worst_tick']}, "
-        f"{r['worst_bytes']:,} bytes written), median {1000 * r['median_save']:.0f} ms; full "
-        f"save (delta=False) median of {r['full_saves']}: {1000 * r['full_save']:.0f} ms -> "
+        f"{r['worst_bytes']:,} bytes written, {1000 * r['worst_cpu']:.0f} ms CPU), p99 "
+        f"{1000 * r['p99_save']:.0f} ms, median {1000 * r['median_save']:.0f} ms; full save "
+        f"(delta=False) median of {r['full_saves']}: {1000 * r['full_save']:.0f} ms "
+        f"({1000 * r['full_cpu']:.0f} ms CPU, worst {1000 * r['full_worst']:.0f} ms) -> "
         f"{save_ratio:.2f}x (target <= 1.5x)"
     )
+    for kind, group in r["kinds"].items():
+        if group:
+            slow = max(group)
+            middle = statistics.median(g[0] for g in group)
+            print(
+                f"    {kind} saves: {len(group)}, median {1000 * middle:.0f} ms, worst "
+                f"{1000 * slow[0]:.0f} ms ({1000 * slow[1]:.0f} ms CPU, "
+                f"{slow[2]:,} bytes)"
+            )
     print(
         f"bytes written per tick: median {r['median_bytes']:,.0f}, max {r['max_bytes']:,}; "
         f"compact of the ticked copy: {r['compact_seconds']:.2f} s"
