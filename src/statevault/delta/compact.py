@@ -164,7 +164,7 @@ def export_state(
     storage_options: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
 ) -> Exported:
-    """Write the current state as ONE self-contained frame (format 1, what ``delta=False``
+    """Write the state stored at the manager's URL as ONE self-contained frame (format 1, what ``delta=False``
     saves) to ``out``: a path or any fsspec URL; ``storage_options`` for ``out``.
 
     The HEAD is read and checked (every checksum; a delta HEAD's pieces from its packs) and
@@ -173,7 +173,8 @@ def export_state(
     Nothing is decoded, so types this process does not register are copied as stored. The
     write is atomic; it refuses an existing ``out`` with ``TargetExistsError`` (checked by
     the write itself, so a racing creator is never overwritten) unless ``force``. The source
-    is never written. A local ``out`` gets no lock file left beside it.
+    is never written, and a save waiting in the local spool is not included. A local ``out``
+    gets no lock file left beside it.
     """
     with manager.lock:
         frames = manager.layers.frames
