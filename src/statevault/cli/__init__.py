@@ -16,9 +16,9 @@ documented in docs/cli.md); ``--debug`` adds the traceback.
 
 The package: ``parser`` (arguments, exit statuses), ``access`` (URL, keys, options, the view),
 ``commands``, ``tools`` and ``archive`` (one function per command, reading through
-``statevault.open_state`` only; ``archive`` writes through ``statevault.delta.compact``), ``render`` and ``diffview`` (pure functions: state or diff -> text or JSON),
-``progress`` (a stderr line on a terminal). The demo is imported only when ``statevault demo``
-runs.
+``statevault.open_state`` only; ``archive`` writes through ``statevault.delta.compact``),
+``render`` and ``diffview`` (pure functions: state or diff -> text or JSON), ``progress``
+(a stderr line on a terminal). The demo is imported only when ``statevault demo`` runs.
 
 """
 

@@ -164,8 +164,9 @@ def export_state(
     storage_options: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
 ) -> Exported:
-    """Write the state stored at the manager's URL as ONE self-contained frame (format 1, what ``delta=False``
-    saves) to ``out``: a path or any fsspec URL; ``storage_options`` for ``out``.
+    """Write the state stored at the manager's URL as ONE self-contained frame (format 1,
+    what ``delta=False`` saves) to ``out``: a path or any fsspec URL; ``storage_options``
+    for ``out``.
 
     The HEAD is read and checked (every checksum; a delta HEAD's pieces from its packs) and
     rebuilt through the manager's save stack: same generation, meta and creation time,
