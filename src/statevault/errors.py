@@ -29,6 +29,7 @@ The ladder::
     │   ├── StorageUnavailableError endpoint unreachable, timeouts
     │   └── StoragePermissionError  access denied
     ├── ConflictError               another writer replaced the state since we last saw it
+    ├── TargetExistsError           an export would replace an object already there
     ├── UnreadableStateError        a save would replace a stored state this manager cannot read
     ├── ConfigurationError          the manager's configuration is wrong (never spooled)
     │   └── StorageConfigurationError  ... of the storage (also a StorageError)
@@ -61,6 +62,7 @@ __all__ = [
     "StoragePermissionError",
     "StorageUnavailableError",
     "StateTooLargeError",
+    "TargetExistsError",
     "TransformError",
     "TruncatedStateError",
     "UnknownTransformError",
@@ -191,6 +193,11 @@ class ConflictError(StateError):
         super().__init__(message)
         self.expected = expected
         self.found = found
+
+
+class TargetExistsError(StateError):
+    """An export would replace an object that is already there: pick another place, or
+    force it (``statevault export --force``, ``export_state(..., force=True)``)."""
 
 
 class UnreadableStateError(StateError):

@@ -4,8 +4,9 @@ Commands: ``info`` (what the header says, without decoding), ``show`` (the state
 or ``--json`` for machines; ``--version`` for a retained version), ``verify`` (decode
 everything, check every checksum), ``history`` (the retained versions), ``restore`` (make a
 retained version current, as a new save), ``diff`` (what changed between two versions),
-``rotate-keys`` (re-encrypt with the newest key) and ``demo`` (a simulated trader that dies
-half-way and resumes exactly); every one takes ``--json``. The URL comes from the argument or
+``rotate-keys`` (re-encrypt with the newest key), ``compact`` (the state as one fresh
+pack), ``export`` (one self-contained file elsewhere) and ``demo`` (a simulated trader that
+dies half-way and resumes exactly); every one takes ``--json``. The URL comes from the argument or
 ``STATEVAULT_URL``, keys and storage options from ``--key`` / ``--key-file`` /
 ``--storage-options`` or from ``STATEVAULT_KEY`` / ``STATEVAULT_KEY_FILE`` /
 ``STATEVAULT_STORAGE_OPTIONS``; managers
@@ -14,10 +15,10 @@ prints one line on stderr and exits with a status of its own (the table is ``EXI
 documented in docs/cli.md); ``--debug`` adds the traceback.
 
 The package: ``parser`` (arguments, exit statuses), ``access`` (URL, keys, options, the view),
-``commands`` and ``tools`` (one function per command, reading through ``statevault.open_state``
-only), ``render`` and ``diffview`` (pure functions: state or diff -> text or JSON),
-``progress`` (a stderr line on a terminal). The demo is imported only when ``statevault demo``
-runs.
+``commands``, ``tools`` and ``archive`` (one function per command, reading through
+``statevault.open_state`` only; ``archive`` writes through ``statevault.delta.compact``),
+``render`` and ``diffview`` (pure functions: state or diff -> text or JSON), ``progress``
+(a stderr line on a terminal). The demo is imported only when ``statevault demo`` runs.
 
 """
 

@@ -33,6 +33,7 @@ from .access import (
     storage_options,
     writer,
 )
+from .archive import cmd_compact, cmd_export
 from .parser import EXIT_OK, UsageError
 from .progress import Progress
 from .render import human_size, render, render_entry, to_json
@@ -375,4 +376,6 @@ COMMANDS = {
     "diff": cmd_diff,
     "rotate-keys": cmd_rotate_keys,
     "spool": cmd_spool,
+    "compact": cmd_compact,
+    "export": cmd_export,
 }

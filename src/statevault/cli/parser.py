@@ -12,6 +12,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import (
+    ConflictError,
     CorruptStateError,
     DecodeError,
     InvalidKeyError,
@@ -19,6 +20,7 @@ from ..errors import (
     NotAStateFileError,
     StateNotFoundError,
     StorageError,
+    TargetExistsError,
     UnknownTransformError,
     UnsupportedFormatError,
     WrongKeyError,
@@ -45,6 +47,8 @@ EXIT_UNSUPPORTED = 8
 EXIT_DECODE = 9
 EXIT_STORAGE = 10
 EXIT_DEMO_MISMATCH = 11
+EXIT_CONFLICT = 12
+EXIT_EXISTS = 13
 EXIT_INTERRUPTED = 130
 
 #: Exit status -> meaning; the order of ``LADDER`` decides which class wins.
@@ -64,6 +68,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_DECODE: "intact, but holds a type this process cannot rebuild (register it)",
     EXIT_STORAGE: "the storage failed: unreachable, permission denied, ...",
     EXIT_DEMO_MISMATCH: "demo: the resumed state differs from an uninterrupted run",
+    EXIT_CONFLICT: "another writer saved the state meanwhile (nothing written over it): run again",
+    EXIT_EXISTS: "export: OUT already exists (give --force to replace it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -78,6 +84,8 @@ LADDER: tuple[tuple[type[BaseException], int], ...] = (
     (CorruptStateError, EXIT_CORRUPT),
     (DecodeError, EXIT_DECODE),
     (StorageError, EXIT_STORAGE),
+    (ConflictError, EXIT_CONFLICT),
+    (TargetExistsError, EXIT_EXISTS),
 )
 
 KEY_HINT = " (statevault: give the key with --key, --key-file or STATEVAULT_KEY)"
@@ -172,6 +180,12 @@ def _add_spool(sub: Any, common: argparse.ArgumentParser) -> None:
     add_spool_parser(sub, common)
 
 
+def _add_archive(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .archive import add_archive_parsers  # archive.py imports this module (exit codes)
+
+    add_archive_parsers(sub, common, _keep_option)
+
+
 def _add_rotate_keys(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "rotate-keys",
@@ -254,4 +268,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_diff(sub, common)
     _add_rotate_keys(sub, common)
     _add_spool(sub, common)
+    _add_archive(sub, common)
     return parser

@@ -4,13 +4,23 @@ Amortised: a save merges only the *smallest* packs (and those less than half liv
 own new pack once a HEAD would reference more than ``max_packs``, so the big base pack stays
 put and a merge copies what changed recently; adjacent extents that move are coalesced into
 one piece. The bytes come from the buffers being saved (never read back from storage).
+
+Also the two whole-state operations built on a manager (``statevault compact`` / ``export``):
+``compact_state`` (the state saved again as one fresh pack, by CAS) and ``export_state`` (the
+state as one self-contained plain frame at another URL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigurationError, ConflictError, TargetExistsError
+from ..storage import ANY, open_store
+from ..storage.local import LocalStore
 from ..transforms import Buffer
 from .manifest import Index, PieceLoc
 from .planner import BufferPlan, Extent, Planner
@@ -19,7 +29,10 @@ from .planner import BufferPlan, Extent, Planner
 #: the planner itself may produce, which the compaction backstop must allow.
 MIN_PIECE = 16 * 1024
 
-__all__ = ["Compaction", "compact_plan", "merge_set"]
+if TYPE_CHECKING:
+    from ..manager import StateManager
+
+__all__ = ["Compaction", "Exported", "compact_plan", "compact_state", "export_state", "merge_set"]
 
 
 def merge_set(plans: Iterable[BufferPlan], index: Index, max_packs: int) -> set[bytes]:
@@ -97,3 +110,109 @@ def compact_plan(plan: BufferPlan, data: memoryview, c: Compaction) -> BufferPla
         position += e.length
     close()
     return BufferPlan(tuple(out), plan.size)
+
+
+# -- whole-state operations ------------------------------------------------------------------
+
+#: ``progress(step, done, total)``: called before each step of a long operation (the CLI).
+ProgressFn = Callable[[str, int, int], None]
+
+
+def compact_state(manager: StateManager, *, progress: ProgressFn | None = None) -> int:
+    """Save the current state again as a freshly compacted delta HEAD; return its generation.
+
+    The state is loaded, then saved with every piece anew into ONE pack (no piece shared with
+    older packs, none unreferenced in it); the packs the old HEAD used are retired, so garbage
+    collection deletes them after its grace period once no retained version needs them. The
+    save is a compare-and-swap on the HEAD loaded: if another writer saved in between,
+    ``ConflictError`` and nothing is written over its state (run it again). A new generation,
+    like ``restore()``: another long-lived manager of the state gets ``ConflictError`` on its
+    next save and must load again. Needs ``delta=True`` (the default).
+    """
+    with manager.lock:
+        delta = manager.layers.commit.delta
+        if delta is None:
+            raise ConfigurationError(
+                f"{manager.url}: compacting needs a manager with delta=True (the default)"
+            )
+        if progress is not None:
+            progress("reading and decoding the current state", 1, 2)
+        state = manager.load()
+        if progress is not None:
+            progress("saving it as one fresh pack", 2, 2)
+        delta.force_full = True  # every piece into the new pack (committed() clears it)
+        try:
+            return manager.save(state)
+        finally:
+            delta.force_full = False
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What ``export_state`` wrote: where, the generation it holds, its size in bytes."""
+
+    url: str
+    generation: int
+    size: int
+
+
+def export_state(
+    manager: StateManager,
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+) -> Exported:
+    """Write the state stored at the manager's URL as ONE self-contained frame (format 1,
+    what ``delta=False`` saves) to ``out``: a path or any fsspec URL; ``storage_options``
+    for ``out``.
+
+    The HEAD is read and checked (every checksum; a delta HEAD's pieces from its packs) and
+    rebuilt through the manager's save stack: same generation, meta and creation time,
+    compressed and encrypted as the manager saves (encrypted with its first key, if any).
+    Nothing is decoded, so types this process does not register are copied as stored. The
+    write is atomic; it refuses an existing ``out`` with ``TargetExistsError`` (checked by
+    the write itself, so a racing creator is never overwritten) unless ``force``. The source
+    is never written, and a save waiting in the local spool is not included. A local ``out``
+    gets no lock file left beside it.
+    """
+    with manager.lock:
+        frames = manager.layers.frames
+        if progress is not None:
+            progress("reading and checking the current state", 1, 2)
+        data, _ = frames.read()
+        reader = frames.reader(data)
+        header = reader.header
+        sections = [[reader.section(i)] for i in range(len(header.sections))]
+        chunks = frames.build(
+            sections, generation=header.generation, meta=header.meta, created=header.created
+        )
+    if progress is not None:
+        progress("writing the self-contained copy", 2, 2)
+    target = open_store(out, storage_options)
+    lock_file = _lock_file(target)
+    fresh_lock = lock_file is not None and not os.path.lexists(lock_file)
+    try:
+        info = target.write(chunks, expect=ANY if force else None)
+    except ConflictError as e:
+        raise TargetExistsError(
+            f"{target.url} already exists: export to another place, or give --force "
+            "(force=True) to replace it"
+        ) from e
+    finally:
+        if fresh_lock and lock_file is not None:
+            # An export is an archive, not a live state: the lock file this write created
+            # goes (one that was there before may be a live writer's, and stays).
+            with contextlib.suppress(OSError):
+                os.unlink(lock_file)
+    return Exported(target.url, header.generation, info.size)
+
+
+def _lock_file(store: Any) -> str | None:
+    """The ``.<name>.lock`` a local store's write takes, or None for other stores."""
+    inner = getattr(store, "inner", store)
+    if not isinstance(inner, LocalStore):
+        return None
+    head, tail = os.path.split(inner.path)
+    return os.path.join(head, f".{tail}.lock")
