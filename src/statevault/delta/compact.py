@@ -182,12 +182,8 @@ def export_state(
         if progress is not None:
             progress("reading and checking the current state", 1, 2)
         data, _ = frames.read()
-        reader = frames.reader(data)
-        header = reader.header
-        sections = [[reader.section(i)] for i in range(len(header.sections))]
-        chunks = frames.build(
-            sections, generation=header.generation, meta=header.meta, created=header.created
-        )
+        chunks = frames.reframe(data)
+        header = frames.reader(data).header
     if progress is not None:
         progress("writing the self-contained copy", 2, 2)
     target = open_store(out, storage_options)

@@ -146,13 +146,19 @@ class FrameStore:
         """Replace the object atomically if it still matches ``expect``, else ``ConflictError``."""
         return self.store.write(chunks, expect=expect)
 
-    def reframe(self, data: Any, generation: int) -> list[Buffer]:
-        """The frame in ``data`` rebuilt as ``generation`` with the save stack (contents,
-        meta and creation time kept): a spooled frame pushed over a newer primary."""
+    def reframe(self, data: Any, generation: int | None = None) -> list[Buffer]:
+        """The frame in ``data`` rebuilt with the save stack as ``generation`` (None: its own),
+        contents, meta and creation time kept: a spooled frame pushed over a newer primary, a
+        key rotation, an export. A delta manifest becomes a self-contained frame."""
         reader = self.reader(data)
         header = reader.header
         sections = [[reader.section(i)] for i in range(len(header.sections))]
-        return self.build(sections, generation=generation, meta=header.meta, created=header.created)
+        return self.build(
+            sections,
+            generation=header.generation if generation is None else generation,
+            meta=header.meta,
+            created=header.created,
+        )
 
     def rewrite(self, store: Store) -> None:
         """Rewrite the frame stored in ``store`` with the save stack; contents, generation,
@@ -160,10 +166,5 @@ class FrameStore:
         delta manifest becomes a self-contained frame: it no longer needs the old packs."""
         frames = self.on(store)
         data, _ = frames.read()
-        reader = frames.reader(data)
-        header = reader.header
-        sections = [[reader.section(i)] for i in range(len(header.sections))]
-        chunks = frames.build(
-            sections, generation=header.generation, meta=header.meta, created=header.created
-        )
+        chunks = frames.reframe(data)
         frames.write(chunks, ANY)
