@@ -26,9 +26,14 @@ BARS = 600
 
 def _pair(k: int, bars: int) -> dict[str, Any]:
     rng = np.random.default_rng(k)
+    # One unit on every stack (pandas 3 defaults to us, 2.2 to ns).
     index = pd.date_range("2024-06-01", periods=bars, freq="min", tz="UTC", name="time")
+    index = index.as_unit("ns")
     price = pd.Series(1.0 + rng.random(bars).cumsum() / 1000, index=index, name=f"S{k}")
     stats = pd.DataFrame({"z": rng.normal(size=5), "mean": rng.random(5)}, index=index[-5:])
+    # Object-dtype labels: every stack builds and loads them alike (pandas 3's default 'str'
+    # labels differ by stack and pandas 2.2 cannot load them; the stacks' own suite covers that).
+    stats.columns = pd.Index(["z", "mean"], dtype=object)
     return {"price": price, "spread": price * 0.5 - 0.1, "stats": stats, "hedge": 0.5 + k}
 
 
