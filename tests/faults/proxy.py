@@ -124,12 +124,18 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stop.set()
+        # close() alone does not wake a thread blocked in accept() on Linux (stop() then
+        # waited the whole join timeout, 5 s per test); shutdown() makes accept() fail now.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._guard:
             for sock in list(self._open):
                 _reset(sock)
             self._open.clear()
         self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            raise RuntimeError("the fault proxy's accept thread did not stop")
 
     def plan(self, plan: Plan) -> None:
         """Decide the action of each request from now on (numbered from the last ``reset``)."""
