@@ -313,7 +313,8 @@ def test_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
 
 def test_caller_holding_its_plain_lock_gets_a_clear_error(tmp_path: Path) -> None:
     lock = threading.Lock()
-    sm = StateManager(tmp_path / "s.sv", lock=lock, spool_dir=False)
+    # A short lock_timeout: the error is what is under test, not the default 10 s wait.
+    sm = StateManager(tmp_path / "s.sv", lock=lock, lock_timeout=0.5, spool_dir=False)
     result: list[BaseException | int] = []
     with lock:
         worker = threading.Thread(target=lambda: result.append(_catch(sm.save, {"n": 1})))
