@@ -28,6 +28,7 @@ bars is past it after 10 bars. ``--grace 600`` measures the squeezed run as it i
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import pickle
 import platform
@@ -135,18 +136,30 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
     # worked long from one that waited for the two cores shared with other jobs.
     saves: list[tuple[float, float, int]] = []
     fulls: list[tuple[float, float]] = []
+    # Seconds in Python's cyclic garbage collector during each save (gc.callbacks): a full
+    # collection walks every object of the process, so it costs what the heap holds, not what
+    # the save does, and lands in whichever code allocates when its threshold is crossed.
+    collector = _Collector()
+    gc.callbacks.append(collector)
+    save_gc: list[float] = []
+    full_gc: list[float] = []
     started = time.perf_counter()
     for i in range(1, ticks + 1):
         pairs = tick(pairs)
+        collector.seconds = 0.0
         w, t, c = _wchar(), time.perf_counter(), time.process_time()
         delta.save_trading(positions, pairs, portfolio)
         saves.append((time.perf_counter() - t, time.process_time() - c, _wchar() - w))
+        save_gc.append(collector.seconds)
         if i % full_every == 0 or i == ticks:
+            collector.seconds = 0.0
             t, c = time.perf_counter(), time.process_time()
             full.save_trading(positions, pairs, portfolio)
             fulls.append((time.perf_counter() - t, time.process_time() - c))
+            full_gc.append(collector.seconds)
         if i % max(1, ticks // 10) == 0:
             print(f"  tick {i}/{ticks} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    gc.callbacks.remove(collector)
     ticked = storage_bytes(path)
     info = delta.get_state_info()
 
@@ -210,9 +223,29 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
         "full_cpu": statistics.median(c for _, c in fulls),
         "full_saves": len(fulls),
         "compact_seconds": compact_seconds,
+        "gc_worst": save_gc[worst],
+        "gc_saves": sum(1 for g in save_gc if g > 0.01),
+        "gc_total": sum(save_gc),
+        "gc_full_worst": max(full_gc),
+        # The worst save with the collector's time taken out, and the save it was.
+        "worst_less_gc": max(s - g for (s, *_), g in zip(saves, save_gc, strict=True)),
         "delta_info": info.get("delta"),
         "grace": grace,
     }
+
+
+class _Collector:
+    """A ``gc.callbacks`` hook: seconds spent in collections since ``seconds`` was reset."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
 
 
 def _machine() -> str:
@@ -273,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(delta=False) median of {r['full_saves']}: {1000 * r['full_save']:.0f} ms "
         f"({1000 * r['full_cpu']:.0f} ms CPU, worst {1000 * r['full_worst']:.0f} ms) -> "
         f"{save_ratio:.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"    of it in Python's cyclic GC: {1000 * r['gc_worst']:.0f} ms; saves with > 10 ms "
+        f"of GC: "
+        f"{r['gc_saves']}, GC in all saves {r['gc_total']:.2f} s; worst save less its GC "
+        f"{1000 * r['worst_less_gc']:.0f} ms -> {r['worst_less_gc'] / r['full_save']:.2f}x a full "
+        f"save (worst GC in a timed full save: {1000 * r['gc_full_worst']:.0f} ms)"
     )
     for kind, group in r["kinds"].items():
         if group:
