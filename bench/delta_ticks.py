@@ -9,13 +9,22 @@ disk. The planner is whatever ``statevault.delta.planner`` ships (the placeholde
 changed buffer whole; the append-aware planner writes the new bars only).
 
     python -m bench.delta_ticks --size M --ticks 50
+    python -m bench.delta_ticks --size M --ticks 70 --s3
+
+``--s3``: the delta manager alone on S3 (an in-process moto server on 127.0.0.1, as in the
+tests), with ``keep_versions=3``; requests are counted on the server (its access log) and the
+bytes a tick uploads are the sizes of the objects its PUTs stored (read back after each save,
+outside the count), against the first (full) save's uploads and a pickle+zstd of the state.
+Garbage collection (every 16 saves) and the orphan sweep (every 64) run as they ship.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pickle
+import re
 import shutil
 import statistics
 import sys
@@ -24,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -146,12 +156,134 @@ def run(
     return out
 
 
+class _AccessLog(logging.Handler):
+    """werkzeug's access-log lines: one per request the moto server answers."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+_REQUEST = re.compile(r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/")
+
+
+def _requests(lines: list[str]) -> list[tuple[str, str]]:
+    """(method, key path) of each logged request (moto's own API left out)."""
+    found = []
+    for line in lines:
+        m = _REQUEST.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
+        if m and not m.group(2).startswith("/moto-api"):
+            found.append((m.group(1), unquote(m.group(2).split("?", 1)[0])))
+    return found
+
+
+def run_s3(size: str, ticks: int) -> dict[str, Any]:
+    """Requests and uploaded bytes per tick save of a delta manager on S3 (moto)."""
+    import botocore.session
+    from moto.server import ThreadedMotoServer
+
+    from statevault import TradingStateManager
+
+    log = _AccessLog()
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(log)
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        client.create_bucket(Bucket="bench")
+        options = {
+            "key": "bench",
+            "secret": "bench",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+        sm = TradingStateManager(
+            "s3://bench/state.sv", storage_options=options, spool_dir=False, keep_versions=3
+        )
+        positions, pairs, portfolio = make_trading_parts(size)
+
+        def save() -> tuple[list[tuple[str, str]], int]:
+            mark = len(log.lines)
+            sm.save_trading(positions, pairs, portfolio)
+            sent = _requests(log.lines[mark:])
+            uploaded = 0
+            for i, (method, path) in enumerate(sent):
+                if method == "PUT":
+                    key = path.removeprefix("/bench/")
+                    size = int(client.head_object(Bucket="bench", Key=key)["ContentLength"])
+                    sent[i] = (method, f"{path} ({size:,} B)")
+                    uploaded += size
+            return sent, uploaded
+
+        first_requests, full = save()
+        per_tick: list[tuple[int, int, list[tuple[str, str]]]] = []
+        for _ in range(ticks):
+            pairs = tick(pairs)
+            sent, uploaded = save()
+            per_tick.append((len(sent), uploaded, sent))
+        state = {"pairs": pairs, "positions": positions, **portfolio}
+        pickled = len(zstandard.ZstdCompressor(level=3).compress(pickle.dumps(state, 5)))
+    finally:
+        server.stop()
+        werkzeug.removeHandler(log)
+    counts = [n for n, _, _ in per_tick]
+    kinds: dict[int, int] = {}
+    for n in counts:
+        kinds[n] = kinds.get(n, 0) + 1
+    return {
+        "full_bytes": full,
+        "first_requests": len(first_requests),
+        "pickle_bytes": pickled,
+        "requests": counts,
+        "uploaded": [u for _, u, _ in per_tick],
+        "kinds": kinds,
+        "largest": max(per_tick, key=lambda t: t[0])[2],
+        "median": sorted(per_tick, key=lambda t: t[1])[len(per_tick) // 2][2],
+    }
+
+
+def _print_s3(size: str, ticks: int, f: dict[str, Any]) -> None:
+    uploaded, requests = f["uploaded"], f["requests"]
+    full, pickled = f["full_bytes"], f["pickle_bytes"]
+    print(f"size {size}, {ticks} tick saves on S3 (moto), keep_versions=3:")
+    print(f"first (full) save: {f['first_requests']} requests, {full:,} bytes uploaded")
+    print(f"pickle5+zstd of the final state: {pickled:,} bytes")
+    med = statistics.median(uploaded)
+    print(
+        f"uploaded per tick: median {med:,.0f} ({100 * med / full:.2f} % of the full save, "
+        f"{100 * med / pickled:.2f} % of pickle+zstd), max {max(uploaded):,}"
+    )
+    print(
+        f"requests per tick: median {statistics.median(requests):.0f}, max {max(requests)}, "
+        f"mean {statistics.mean(requests):.2f}; ticks by count {dict(sorted(f['kinds'].items()))}"
+    )
+    print("a median tick's requests:", ", ".join(f"{m} {p}" for m, p in f["median"]))
+    print("the largest tick's requests:", ", ".join(f"{m} {p}" for m, p in f["largest"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="M")
     parser.add_argument("--ticks", type=int, default=30)
     parser.add_argument("--append-planner", action="store_true")
+    parser.add_argument("--s3", action="store_true", help="requests and uploads on moto S3")
     args = parser.parse_args(argv)
+    if args.s3:
+        _print_s3(args.size, args.ticks, run_s3(args.size, args.ticks))
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="sv-delta-bench-"))
     try:
         figures = run(args.size, args.ticks, workdir, append_planner=args.append_planner)

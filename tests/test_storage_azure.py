@@ -203,7 +203,8 @@ def test_wrong_account_key_is_a_permission_error(azure_backend: Backend, azurite
 
 def test_missing_container_is_a_clear_error_naming_it(azurite: Any) -> None:
     store = open_store("az://no-such-container/dir/state.bin", azurite.storage_options)
-    for operation in (lambda: store.write([b"x"]), store.read, store.info, store.delete):
+    listing = store.sibling(".packs").list_dir
+    for operation in (lambda: store.write([b"x"]), store.read, store.info, store.delete, listing):
         with pytest.raises(StorageError, match="'no-such-container' does not exist") as caught:
             operation()
         assert not isinstance(caught.value, StateNotFoundError)
@@ -222,6 +223,21 @@ def test_oversized_object_is_refused_before_any_request(
     with pytest.raises(StorageError, match="at most 5000 MiB"):
         store.write([b"x" * 11])
     assert azurite.requests_since(mark) == []
+
+
+def test_a_listing_is_one_list_request_per_page_and_no_head(
+    azure_backend: Backend, azurite: Any
+) -> None:
+    folder = azure_backend.open().sibling(".packs")
+    for i in range(5):
+        folder.sibling(f"/p{i}").write([b"x" * i])
+    folder.list_page = 2  # type: ignore[attr-defined]  # five blobs: three pages
+    mark = azurite.mark()
+    found = folder.list_dir()
+    sent = azurite.requests_since(mark)
+    assert found is not None
+    assert sorted((e.name, e.size) for e in found) == [(f"p{i}", i) for i in range(5)]
+    assert sent == [f"GET /devstoreaccount1/{AZURE_CONTAINER}"] * 3, sent
 
 
 # -- URLs and options -------------------------------------------------------------------------

@@ -565,3 +565,80 @@ def test_two_live_stores_on_one_path_share_their_lock(tmp_path: Path) -> None:
     a = LocalStore(str(tmp_path / "s.state"))
     b = LocalStore(str(tmp_path / "s.state"))
     assert a._lock is b._lock
+
+
+# -- listing and transient locks (the delta sweep, export) --------------------------------
+
+
+def test_list_dir_skips_a_file_deleted_between_the_scan_and_its_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = open_store(tmp_path / "s.sv").sibling(".packs")
+    folder.sibling("/kept").write([b"k"])
+    folder.sibling("/gone").write([b"g"])
+    real_scandir = os.scandir
+
+    @contextlib.contextmanager
+    def scan_then_collect(path: str) -> Iterator[list[os.DirEntry[str]]]:
+        with real_scandir(path) as entries:
+            found = list(entries)
+        (Path(path) / "gone").unlink()  # a concurrent collection, after the scan
+        yield found
+
+    monkeypatch.setattr(os, "scandir", scan_then_collect)
+    listed = folder.list_dir()
+    monkeypatch.undo()
+    assert listed is not None
+    assert [e.name for e in listed] == ["kept"]  # not an empty listing for the whole folder
+
+
+def test_dropping_new_lock_leaves_no_lock_file_the_block_created(tmp_path: Path) -> None:
+    from statevault.metrics import CountingStore
+
+    store = open_store(tmp_path / "archive.sv")
+    with store.dropping_new_lock():
+        store.write([b"archived"])
+        assert (tmp_path / ".archive.sv.lock").exists()  # the write took it
+    assert sorted(os.listdir(tmp_path)) == ["archive.sv"]
+    counted = CountingStore(open_store(tmp_path / "other.sv"))
+    with counted.dropping_new_lock():  # the counting layer forwards it
+        counted.write([b"x"])
+    assert not (tmp_path / ".other.sv.lock").exists()
+    assert (tmp_path / "other.sv").read_bytes() == b"x"
+
+
+def test_dropping_new_lock_keeps_a_lock_file_that_was_there(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "live.sv")
+    store.write([b"a live writer's state"])
+    with store.dropping_new_lock():
+        store.write([b"replaced"])
+    assert (tmp_path / ".live.sv.lock").exists()
+
+
+def test_dropping_new_lock_keeps_a_lock_another_process_holds(path: Path) -> None:
+    store = open_store(path)
+    child = None
+    try:
+        with store.dropping_new_lock():
+            store.write([b"ours"])
+            # A writer in another process takes the lock before the block ends.
+            child = _python(LOCK_HOLDER, str(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "locked"
+        assert (path.parent / ".state.bin.lock").exists()  # held: kept
+    finally:
+        if child is not None:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            child.communicate(timeout=CHILD_TIMEOUT)
+    assert child.returncode == 0
+    assert path.read_bytes() == b"child"
+
+
+def test_dropping_new_lock_is_a_no_op_where_no_lock_is_kept() -> None:
+    memory = open_store("memory://drop-lock/p")
+    with memory.dropping_new_lock():
+        memory.write([b"x"])
+    assert bytes(memory.read()[0]) == b"x"
+    assert memory.sibling(".lock").info() is None

@@ -11,6 +11,7 @@ from remote_checks import assert_exits_cleanly, requests_per_operation, start_sc
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
+    StorageConfigurationError,
     StorageError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -48,6 +49,32 @@ def test_each_operation_costs_one_request(s3_backend: Backend, s3_bucket: MotoS3
     # The write first (the later operations need its token), then the rest in this order.
     operations = [name for name in expected if name != "write"]
     assert requests_per_operation(s3_bucket, store, operations) == expected
+
+
+def test_a_listing_is_one_list_request_per_page_and_no_head(
+    s3_backend: Backend, s3_bucket: MotoS3
+) -> None:
+    folder = s3_backend.open().sibling(".packs")
+    for i in range(5):
+        folder.sibling(f"/p{i}").write([b"x" * i])
+    assert isinstance(folder, S3Store)
+    folder.list_page = 2  # five objects: three pages
+    mark = s3_bucket.mark()
+    found = folder.list_dir()
+    sent = s3_bucket.requests_since(mark)
+    assert sorted((e.name, e.size) for e in found) == [(f"p{i}", i) for i in range(5)]
+    assert len(sent) == 3, sent
+    assert all(r.startswith(f"GET /{S3_BUCKET}?") and "list-type=2" in r for r in sent), sent
+    folder.list_page = 1000
+    mark = s3_bucket.mark()
+    assert len(folder.list_dir()) == 5
+    assert len(s3_bucket.requests_since(mark)) == 1
+
+
+def test_listing_a_missing_bucket_says_so(s3_bucket: MotoS3) -> None:
+    folder = open_store("s3://no-such-bucket/state.sv.packs", s3_bucket.storage_options)
+    with pytest.raises(StorageConfigurationError, match="'no-such-bucket' does not exist"):
+        folder.list_dir()
 
 
 def test_conflict_write_sends_nothing_more(s3_backend: Backend) -> None:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .storage import ANY, ObjectInfo, Store
+from .storage import ANY, Listed, ObjectInfo, Store
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -257,7 +257,10 @@ class CountingStore(Store):
     def discard_lock(self) -> None:
         self.inner.discard_lock()
 
-    def list_dir(self) -> list[tuple[str, float]] | None:
+    def dropping_new_lock(self) -> AbstractContextManager[None]:
+        return self.inner.dropping_new_lock()
+
+    def list_dir(self) -> list[Listed] | None:
         return self.inner.list_dir()
 
     def lock(self) -> AbstractContextManager[None]:

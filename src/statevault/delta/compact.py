@@ -12,7 +12,6 @@ state as one self-contained plain frame at another URL).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, ConflictError, TargetExistsError
 from ..storage import ANY, open_store
-from ..storage.local import LocalStore
 from ..transforms import Buffer
 from .manifest import Index, PieceLoc
 from .planner import BufferPlan, Extent, Planner
@@ -187,28 +185,14 @@ def export_state(
     if progress is not None:
         progress("writing the self-contained copy", 2, 2)
     target = open_store(out, storage_options)
-    lock_file = _lock_file(target)
-    fresh_lock = lock_file is not None and not os.path.lexists(lock_file)
-    try:
-        info = target.write(chunks, expect=ANY if force else None)
-    except ConflictError as e:
-        raise TargetExistsError(
-            f"{target.url} already exists: export to another place, or give --force "
-            "(force=True) to replace it"
-        ) from e
-    finally:
-        if fresh_lock and lock_file is not None:
-            # An export is an archive, not a live state: the lock file this write created
-            # goes (one that was there before may be a live writer's, and stays).
-            with contextlib.suppress(OSError):
-                os.unlink(lock_file)
+    # An export is an archive, not a live state: lock state this write creates beside it
+    # goes (what was there before may be a live writer's, and stays).
+    with target.dropping_new_lock():
+        try:
+            info = target.write(chunks, expect=ANY if force else None)
+        except ConflictError as e:
+            raise TargetExistsError(
+                f"{target.url} already exists: export to another place, or give --force "
+                "(force=True) to replace it"
+            ) from e
     return Exported(target.url, header.generation, info.size)
-
-
-def _lock_file(store: Any) -> str | None:
-    """The ``.<name>.lock`` a local store's write takes, or None for other stores."""
-    inner = getattr(store, "inner", store)
-    if not isinstance(inner, LocalStore):
-        return None
-    head, tail = os.path.split(inner.path)
-    return os.path.join(head, f".{tail}.lock")

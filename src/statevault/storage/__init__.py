@@ -10,7 +10,7 @@ never asks which backend it has; it reads ``Store.atomic`` and ``Store.condition
 
 from __future__ import annotations
 
-from .base import ANY, ObjectInfo, Store
+from .base import ANY, Listed, ObjectInfo, Store
 from .registry import open_store, register_store
 
-__all__ = ["ANY", "ObjectInfo", "Store", "open_store", "register_store"]
+__all__ = ["ANY", "Listed", "ObjectInfo", "Store", "open_store", "register_store"]

@@ -5,7 +5,7 @@ Azure replaces a block blob atomically on every Put Blob, and honours ``If-Match
 service. Each operation is one request: ``read`` is one GET (bytes and ETag from the same
 response; states over 256 MiB take further GETs, each pinned to the first one's ETag),
 ``read_range`` and ``read_head`` one ranged GET, ``info`` one HEAD, ``write`` one Put Blob,
-``delete`` one DELETE.
+``delete`` one DELETE, ``list_dir`` one List Blobs per 1,000 names (strongly consistent).
 
 Credentials and endpoints are whatever adlfs accepts in ``storage_options``
 (``connection_string``, ``account_name`` with ``account_key``, ``sas_token`` or
@@ -55,12 +55,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, LinearRetry
 from fsspec.asyn import sync
 from fsspec.utils import tokenize
 
 from ..errors import StorageError, StoragePermissionError, StorageUnavailableError
-from .base import ObjectInfo
+from .base import Listed, ObjectInfo
 from .objectstore import ObjectStore, content_total
 
 __all__ = ["DEFAULT_CLIENT_OPTIONS", "AzureStore"]
@@ -266,3 +267,17 @@ class AzureStore(ObjectStore[_Account]):
 
     async def _remove(self) -> None:
         await self._blob().delete_blob()
+
+    async def _list(self, prefix: str) -> list[Listed]:
+        container = self._handle.client.get_container_client(self._container)
+        found: list[Listed] = []
+        # walk_blobs with a delimiter: one level (sub-folders come back as BlobPrefix items,
+        # skipped); the pager follows each page's continuation marker.
+        async for item in container.walk_blobs(
+            name_starts_with=prefix, delimiter="/", results_per_page=self.list_page
+        ):
+            if isinstance(item, BlobProperties):
+                modified = _modified(item.last_modified)
+                stamp = None if modified is None else modified.timestamp()
+                found.append(Listed(str(item.name)[len(prefix) :], int(item.size), stamp))
+        return found

@@ -16,10 +16,10 @@ import threading
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..errors import (
     ConflictError,
@@ -39,6 +39,7 @@ from .urls import redact_url, reject_storage_options
 __all__ = [
     "ANY",
     "ErrorClassifier",
+    "Listed",
     "ObjectInfo",
     "Store",
     "check_expected",
@@ -89,6 +90,16 @@ class ObjectInfo:
     size: int
     modified: datetime | None = field(compare=False)
     token: str
+
+
+class Listed(NamedTuple):
+    """One object ``Store.list_dir`` found: its name in the folder, size, and modification
+    time in POSIX seconds as the listing gives it (None: it gives none; S3 and Azure give
+    whole seconds). The stamp is for equality between listings, not for clock arithmetic."""
+
+    name: str
+    size: int
+    stamp: float | None
 
 
 class Store(ABC):
@@ -168,9 +179,17 @@ class Store(ABC):
         (``LocalStore``: its ``.<name>.lock``, which a plain delete keeps). Best effort."""
         return None
 
-    def list_dir(self) -> list[tuple[str, float]] | None:
-        """(name, modified stamp) of the objects under this URL as a folder: one LIST; None
-        if the backend cannot list (default; the delta orphan sweep then does not run)."""
+    def dropping_new_lock(self) -> AbstractContextManager[None]:
+        """Writes in this block leave behind no lock state the block created (an object
+        written once as an archive: ``export``); lock state there before, or held by another
+        process at the end, stays. Default: no-op (``LocalStore`` drops its ``.<name>.lock``)."""
+        return nullcontext()
+
+    def list_dir(self) -> list[Listed] | None:
+        """The objects directly under this URL as a folder (``<url>/<name>``) with the size
+        and stamp the listing gives: one listing (paged where the service pages), no request
+        per object. Dot-names (locks, temp files) are left out; a missing folder is ``[]``.
+        None: the backend cannot list (default; the delta orphan sweep then does not run)."""
         return None
 
     @abstractmethod

@@ -5,7 +5,8 @@ precondition on it (``0``: only if there is no live object), so ``write(expect=.
 compare-and-swap done by the service; the token is the object's generation. Each operation is
 one request: ``read`` one media GET (bytes and ``x-goog-generation`` from the same response),
 ``read_range`` / ``read_head`` one ranged GET, ``info`` one metadata GET, ``write`` one
-multipart upload, ``delete`` one DELETE.
+multipart upload, ``delete`` one DELETE, ``list_dir`` one objects list per 1,000 names
+(strongly consistent).
 
 Credentials, project and endpoint are whatever gcsfs accepts in ``storage_options``
 (``token``, ``project``, ``endpoint_url``, ``requester_pays``, ...); the filesystem is built
@@ -36,7 +37,7 @@ import gcsfs
 from fsspec.utils import tokenize
 
 from ..errors import StorageError, StoragePermissionError
-from .base import ObjectInfo
+from .base import Listed, ObjectInfo
 from .objectstore import ObjectStore, byte_range, content_total
 
 __all__ = ["GCSStore"]
@@ -265,3 +266,23 @@ class GCSStore(ObjectStore[tuple[gcsfs.GCSFileSystem, int]]):
 
     async def _remove(self) -> None:
         await self._expect((200, 204), "DELETE", self._meta_url)
+
+    async def _list(self, prefix: str) -> list[Listed]:
+        found: list[Listed] = []
+        params = {
+            "prefix": prefix,
+            "delimiter": "/",
+            "maxResults": str(self.list_page),
+            "fields": "items(name,size,updated),nextPageToken",
+        }
+        while True:
+            _, body = await self._expect((200,), "GET", f"{self._bucket_url}/o", params=params)
+            answer = json.loads(body)
+            for item in answer.get("items", ()):
+                modified = _parse_time(item.get("updated"))
+                stamp = None if modified is None else modified.timestamp()
+                found.append(Listed(str(item["name"])[len(prefix) :], int(item["size"]), stamp))
+            token = answer.get("nextPageToken")
+            if not token:
+                return found
+            params["pageToken"] = token

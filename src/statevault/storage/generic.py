@@ -32,6 +32,7 @@ from ..errors import StateError, StorageError
 from .base import (
     ANY,
     TOKEN_HEAD_BYTES,
+    Listed,
     ObjectInfo,
     Store,
     check_expected,
@@ -248,6 +249,34 @@ class GenericStore(Store):
             except Exception as e:
                 raise self._translate(e, "deleting") from e
             return True
+
+    def list_dir(self) -> list[Listed]:
+        """One ``fs.ls(<path>, detail=True)`` (the filesystem's listing cache dropped first,
+        so it is asked anew): its files, with the size and the first time field it reports
+        (``mtime``, ``LastModified``, ...). Consistent as the filesystem's listing is. Where
+        it reports no time the stamp is None, and the orphan sweep tells a rewrite only by a
+        changed size: enough for packs, whose names are never reused (a random nonce)."""
+        try:
+            self._fs.invalidate_cache(self.path)
+            entries: list[dict[str, Any]] = self._fs.ls(self.path, detail=True)
+        except FileNotFoundError:
+            return []
+        except StateError:
+            raise
+        except Exception as e:
+            raise self._translate(e, "listing") from e
+        found = []
+        for info in entries:
+            full = str(info.get("name", "")).rstrip("/")
+            name = full.rpartition("/")[2]
+            if info.get("type", "file") != "file" or full == self.path.rstrip("/"):
+                continue  # a folder, or <path> itself being a file
+            if not name or name.startswith("."):
+                continue
+            modified = _modified(info)
+            stamp = None if modified is None else modified.timestamp()
+            found.append(Listed(name, int(info.get("size") or 0), stamp))
+        return found
 
     def lock(self) -> AbstractContextManager[None]:
         """A per-process lock (re-entrant); nothing stops other processes."""

@@ -42,6 +42,7 @@ from ..membuf import writable_buffer
 from .base import (
     ANY,
     TOKEN_HEAD_BYTES,
+    Listed,
     ObjectInfo,
     Store,
     byte_view,
@@ -123,6 +124,31 @@ class _FileLock:
                 # Releasing closes the descriptor. POSIX leaves it closed even when close()
                 # reports an error (EIO), and the write it guarded has already landed: that
                 # error must not turn a done save into a failed one.
+                with suppress(OSError):
+                    self._os_lock.release()
+        finally:
+            self._rlock.release()
+
+    def drop_if_free(self) -> None:
+        """Unlink the lock file while holding it, if nobody holds it now (never waits).
+
+        A process that opened the file before the unlink and locks it after is left holding
+        an unlinked inode; filelock notices that on acquiring (a link count of 0) and opens
+        the file anew, so the lock stays exclusive. Best effort: an OSError keeps the file.
+        """
+        if not self._rlock.acquire(blocking=False):
+            return  # a thread of this process is taking or holding it
+        try:
+            if self._depth:
+                return
+            try:
+                self._os_lock.acquire(timeout=0)
+            except (filelock.Timeout, OSError):
+                return  # held by another process: a live writer's now
+            try:
+                with suppress(OSError):
+                    os.unlink(self.path)
+            finally:
                 with suppress(OSError):
                     self._os_lock.release()
         finally:
@@ -551,15 +577,33 @@ class LocalStore(Store):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self._dir, f".{self._name}.lock"))
 
-    def list_dir(self) -> list[tuple[str, float]] | None:
+    @contextmanager
+    def dropping_new_lock(self) -> Iterator[None]:
+        """The ``.<name>.lock`` this block's writes created is unlinked at its end, under the
+        lock itself and only if no process holds it then; one there before the block stays."""
+        existed = os.path.lexists(self._lock.path)
+        try:
+            yield
+        finally:
+            if not existed:
+                self._lock.drop_if_free()
+
+    def list_dir(self) -> list[Listed] | None:
+        """One ``scandir`` of the directory ``<path>``: regular files with ``st_size`` and
+        ``st_mtime`` (links and subdirectories are not objects)."""
         # Hidden entries are lock and temp files, never objects.
         try:
             with os.scandir(self.path) as entries:
-                return [
-                    (e.name, e.stat(follow_symlinks=False).st_mtime)
-                    for e in entries
-                    if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
-                ]
+                found = []
+                for e in entries:
+                    if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted since the scan saw it (a concurrent collection)
+                    found.append(Listed(e.name, st.st_size, st.st_mtime))
+                return found
         except FileNotFoundError:
             return []
         except OSError as e:

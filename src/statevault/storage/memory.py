@@ -20,6 +20,7 @@ from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
 from .base import (
     ANY,
+    Listed,
     ObjectInfo,
     Store,
     check_expected,
@@ -112,6 +113,20 @@ class MemoryStore(Store):
     def delete(self) -> bool:
         with self._lock:
             return self._fs.store.pop(self.path, None) is not None
+
+    def list_dir(self) -> list[Listed]:
+        """The objects ``<path>/<name>`` (one level), from one copy of the store's dict: what
+        was stored at that instant. The stamp is the file object's ``modified`` time, which
+        every replace sets anew (a new object)."""
+        prefix = self.path + "/"
+        found = []
+        for key, f in list(self._fs.store.items()):  # one C-level copy: no lock needed
+            name = key[len(prefix) :] if key.startswith(prefix) else ""
+            if name and "/" not in name and not name.startswith("."):
+                modified = getattr(f, "modified", None)
+                stamp = None if modified is None else modified.timestamp()
+                found.append(Listed(name, f.getbuffer().nbytes, stamp))
+        return found
 
     def lock(self) -> AbstractContextManager[None]:
         """The per-process lock ``write`` uses (re-entrant within a thread)."""

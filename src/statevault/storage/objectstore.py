@@ -11,9 +11,9 @@ A backend is one small subclass that declares only what differs, as zict's layer
 precondition arguments of its client (``unconditional``, ``if_absent``, ``if_match``), the
 error codes and exception classes that mean each of those answers (``error_codes`` reads a
 failure's codes; ``not_found_errors``, ``precondition_codes``, ...), what "unreachable" is
-(``classify_error``), and five primitives that each send one request (``_get``, ``_head``,
+(``classify_error``), and the primitives that each send one request (``_get``, ``_head``,
 ``_put``, ``_remove`` as coroutines on the client's event loop, ``_connect`` for the
-shared client). Nothing here asks which backend it is.
+shared client), plus ``_list``, one paged listing. Nothing here asks which backend it is.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..errors import (
 )
 from .base import (
     ANY,
+    Listed,
     ObjectInfo,
     Store,
     check_range,
@@ -122,6 +123,8 @@ class ObjectStore(Store, Generic[H]):
     deleted_answers_not_found: ClassVar[bool] = True
     #: Whether a DELETE of a missing object says so (S3 answers 204 either way: ask first).
     delete_reports_missing: ClassVar[bool] = True
+    #: Keys per page of ``list_dir`` (the services' own maximum is 1,000 on S3 and GCS).
+    list_page: int = 1000
 
     @staticmethod
     def if_match(token: str) -> dict[str, Any]:
@@ -167,6 +170,11 @@ class ObjectStore(Store, Generic[H]):
     @abstractmethod
     async def _remove(self) -> None:
         """One DELETE."""
+
+    @abstractmethod
+    async def _list(self, prefix: str) -> list[Listed]:
+        """One listing of the keys directly under ``prefix`` (the delimiter ``/``), every
+        page of it; names relative to ``prefix``, size and last-modified from the listing."""
 
     # -- opening --------------------------------------------------------------------------
 
@@ -364,3 +372,22 @@ class ObjectStore(Store, Generic[H]):
                     return False
                 raise self._fail(e, "deleting") from e
             return True
+
+    def list_dir(self) -> list[Listed]:
+        """The objects ``<key>/<name>`` (one level): ONE listing, in pages of ``list_page``
+        keys (1,000), never a request per object.
+
+        Assumes the listing is strongly consistent: it shows every object whose upload
+        finished before it began and none whose delete finished (S3 since December 2020,
+        Azure Blob and GCS too). The orphan sweep's safety does not rest on it: what is kept
+        comes from the HEADs and versions read (by GET) before the listing, and a listing only
+        offers candidates, so a lagging one can only delay a deletion. The stamp is the
+        listing's Last-Modified (whole seconds on S3 and Azure, milliseconds on GCS).
+        """
+        try:
+            found: list[Listed] = self._run(self._list, self._key + "/")
+        except StateError:
+            raise
+        except Exception as e:
+            raise self._fail(e, "listing") from e
+        return [e for e in found if e.name and "/" not in e.name and not e.name.startswith(".")]

@@ -3,7 +3,8 @@
 S3 replaces an object atomically on every PUT, and honours ``If-Match: <etag>`` and
 ``If-None-Match: *`` on PUT, so ``write(expect=...)`` is a real compare-and-swap done by the
 server. Each operation is one request: ``read`` is one GET (bytes and ETag from the same
-response), ``info`` one HEAD, ``write`` one PUT, ``delete`` a HEAD and a DELETE.
+response), ``info`` one HEAD, ``write`` one PUT, ``delete`` a HEAD and a DELETE, ``list_dir``
+one ListObjectsV2 per 1,000 keys (strongly consistent on AWS since December 2020).
 
 Defaults chosen to fail fast (a trading process must learn within seconds that its save did
 not happen, not after minutes of s3fs's retries nested around botocore's); every one can be
@@ -52,7 +53,7 @@ from ..errors import (
     StoragePermissionError,
     StorageUnavailableError,
 )
-from .base import ObjectInfo, exception_chain
+from .base import Listed, ObjectInfo, exception_chain
 from .objectstore import ObjectStore, byte_range, content_total
 
 __all__ = [
@@ -309,3 +310,29 @@ class S3Store(ObjectStore[_Filesystem]):
 
     async def _remove(self) -> None:
         await self._fs._call_s3("delete_object", Bucket=self._container, Key=self._key)
+
+    async def _list(self, prefix: str) -> list[Listed]:
+        found: list[Listed] = []
+        page: dict[str, Any] = {}
+        while True:
+            response: dict[str, Any] = await self._fs._call_s3(
+                "list_objects_v2",
+                Bucket=self._container,
+                Prefix=prefix,
+                Delimiter="/",
+                MaxKeys=self.list_page,
+                **page,
+            )
+            for item in response.get("Contents", ()):
+                modified = _modified(item)
+                found.append(
+                    Listed(
+                        str(item["Key"])[len(prefix) :],
+                        int(item.get("Size", 0)),
+                        None if modified is None else modified.timestamp(),
+                    )
+                )
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated") or not token:
+                return found
+            page = {"ContinuationToken": token}

@@ -18,13 +18,15 @@ from hypothesis import strategies as st
 from ..errors import ConflictError, StateNotFoundError
 from ..storage import ANY, ObjectInfo, Store
 from .backend import Backend
+from .listing import ListingSuite
 
 __all__ = ["StoreSuite"]
 
 
-class StoreSuite:
-    """The contract of ``Store``. Subclass it and supply a ``backend`` fixture returning a
-    ``Backend`` whose objects start absent (a fresh prefix per test)::
+class StoreSuite(ListingSuite):
+    """The contract of ``Store`` (``list_dir``'s is in ``ListingSuite``). Subclass it and
+    supply a ``backend`` fixture returning a ``Backend`` whose objects start absent (a fresh
+    prefix per test)::
 
         class TestMyStore(StoreSuite):
             @pytest.fixture
@@ -32,7 +34,7 @@ class StoreSuite:
                 return Backend("mine", "myproto://bucket/" + uuid.uuid4().hex + "/")
 
     Class attributes describe what the backend promises (``expect_atomic``,
-    ``expect_conditional``, ``identical_rewrite_changes_token``).
+    ``expect_conditional``, ``identical_rewrite_changes_token``, ``expect_listing``).
     """
 
     expect_atomic = True
