@@ -76,7 +76,6 @@ def _calls(base: Path) -> list[Any]:
         return list(fos.calls)
 
 
-@pytest.mark.slow
 def test_a_delta_save_failed_at_every_os_call(tmp_path: Path) -> None:
     calls = _calls(tmp_path / "probe")
     assert any("packs" in c.path for c in calls)  # the pack write is among them
@@ -127,7 +126,6 @@ READER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_a_reader_process_never_sees_an_error_while_a_writer_ticks_and_collects(
     tmp_path: Path,
 ) -> None:
