@@ -213,16 +213,18 @@ class CountingStore(Store):
             rec.bytes_read += len(found[0])
         return found
 
-    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
+    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> int:
         inner_dest = dest.inner if isinstance(dest, CountingStore) else dest
         rec = current()
         if rec is None:
             return self.inner.keep_copy(inner_dest, chunks, written)
         t = time.perf_counter()
+        sent = 0
         try:
-            self.inner.keep_copy(inner_dest, chunks, written)
+            sent = self.inner.keep_copy(inner_dest, chunks, written)
         finally:
-            self._count(rec, t)
+            self._count(rec, t, written=sent)
+        return sent
 
     def info(self) -> ObjectInfo | None:
         rec = current()

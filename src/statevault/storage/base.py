@@ -152,10 +152,12 @@ class Store(ABC):
             return None
         return self.read_range(0, min(length, info.size)), info
 
-    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
+    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> int:
         """Make ``dest`` hold the bytes this store has just written (``chunks``; the write
-        returned ``written``). The default writes them again; local files hard-link instead."""
+        returned ``written``); return the bytes that had to be sent again (0: none). The
+        default writes them again; local files hard-link, S3 copies on the server."""
         dest.write(chunks, expect=ANY)
+        return sum(memoryview(c).nbytes for c in chunks)
 
     @abstractmethod
     def info(self) -> ObjectInfo | None:

@@ -609,7 +609,7 @@ class LocalStore(Store):
         except OSError as e:
             raise self._translate(e, "listing") from e
 
-    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> None:
+    def keep_copy(self, dest: Store, chunks: Sequence[Buffer], written: ObjectInfo) -> int:
         """Hard-link the file just written into ``dest`` (no second copy of the bytes).
 
         State files are only ever replaced, never written in place, so the link keeps this
@@ -618,30 +618,28 @@ class LocalStore(Store):
         (another filesystem), the bytes are written again instead.
         """
         if not isinstance(dest, LocalStore):
-            super().keep_copy(dest, chunks, written)
-            return
+            return super().keep_copy(dest, chunks, written)
         tmp = os.path.join(dest._dir, f".{dest._name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
         dest._check_plain_dirs()
         try:
             _makedirs(dest._dir)
             os.link(self.path, tmp)
         except OSError:
-            dest.write(chunks, expect=ANY)
-            return
+            return super().keep_copy(dest, chunks, written)
         try:
             with open(tmp, "rb", buffering=0) as f:
                 same = _info(os.fstat(f.fileno()), head_crc(f.read(TOKEN_HEAD_BYTES)))
             if same.token == written.token:
                 with dest._locked("keeping a version"):
                     _replace_file(tmp, dest.path)
-                return
+                return 0
         except OSError as e:
             raise dest._translate(e, "keeping a version") from e
         finally:
             # A temp link left behind (EIO here) is removed by the slot's next write.
             with suppress(OSError):
                 os.unlink(tmp)
-        dest.write(chunks, expect=ANY)
+        return super().keep_copy(dest, chunks, written)
 
     def sibling(self, suffix: str) -> LocalStore:
         """The side file ``<path><suffix>``: never resolved, so a planted link is not followed."""

@@ -311,6 +311,16 @@ class S3Store(ObjectStore[_Filesystem]):
     async def _remove(self) -> None:
         await self._fs._call_s3("delete_object", Bucket=self._container, Key=self._key)
 
+    async def _copy(self, dest: S3Store, token: str) -> str | None:
+        response: dict[str, Any] = await self._fs._call_s3(
+            "copy_object",
+            Bucket=dest._container,
+            Key=dest._key,
+            CopySource={"Bucket": self._container, "Key": self._key},
+            CopySourceIfMatch=token,
+        )
+        return str(response["CopyObjectResult"]["ETag"])
+
     async def _list(self, prefix: str) -> list[Listed]:
         found: list[Listed] = []
         page: dict[str, Any] = {}
