@@ -199,6 +199,19 @@ class CountingStore(Store):
         rec.bytes_read += len(data)
         return data
 
+    def read_range_owned(self, start: int, end: int) -> bytearray | memoryview:
+        rec = current()
+        if rec is None:
+            return self.inner.read_range_owned(start, end)
+        t = time.perf_counter()
+        try:
+            data = self.inner.read_range_owned(start, end)
+        finally:
+            rec.io += time.perf_counter() - t
+            rec.requests += 1
+        rec.bytes_read += len(data)
+        return data
+
     def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
         rec = current()
         if rec is None:

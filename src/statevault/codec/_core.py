@@ -14,6 +14,7 @@ parsed document walks it. Errors carry the path of the failing value inside the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from statevault.codec._base import MAX_DEPTH, TAG, DecodeFn, EncodeFn, Tables, e
 from statevault.codec._decoder import Decoder, check_nesting
 from statevault.codec._encoder import Encoder
 from statevault.codec._fail import Fail, HookError, short_repr, type_label
-from statevault.codec._payload import Buffer, pack, unpack
+from statevault.codec._payload import Buffer, pack, unpack, unpack_parts
 from statevault.codec._registry import TypeRegistry, default_registry, generation
 from statevault.errors import CorruptStateError, DecodeError, SerializationError
 
@@ -141,14 +142,27 @@ class Codec:
         the result share its memory. Read-only input (bytes) is copied per array. A damaged
         payload raises a CorruptStateError subclass, a bad document a DecodeError.
         """
-        doc, buffers = unpack(data)
+        return self._load(*unpack(data))
+
+    def loads_parts(self, parts: Sequence[Buffer]) -> Any:
+        """``loads`` of the concatenation of ``parts``, without joining them (a delta load).
+
+        An array whose bytes lie inside one writable part is built on that memory (no copy),
+        so give only parts nothing else uses (``FrameReader.section_parts`` does); one spread
+        over several parts is assembled once into fresh memory it then owns; read-only parts
+        are copied per array. Errors as ``loads``.
+        """
+        return self._load(*unpack_parts(parts))
+
+    def _load(self, doc: memoryview, buffers: list[memoryview]) -> Any:
+        raw = bytes(doc)  # one copy of the document, for the nesting check and the parser
         try:
-            text = str(doc, "utf-8", "surrogatepass")
+            text = raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
             raise CorruptStateError(
                 "the section document is not valid UTF-8: the state is damaged"
             ) from exc
-        check_nesting(bytes(doc))
+        check_nesting(raw)
         decoder = Decoder(self, buffers)
         try:
             return json.loads(text, object_hook=decoder.hook)

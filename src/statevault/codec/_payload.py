@@ -20,10 +20,14 @@ than read past its end. Integrity (checksums) is the frame's job, not this layer
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
 
 from statevault.errors import CorruptStateError, TruncatedStateError, UnsupportedFormatError
+from statevault.membuf import writable_buffer
 
-__all__ = ["ALIGN", "MAGIC", "VERSION", "Buffer", "pack", "unpack"]
+__all__ = ["ALIGN", "MAGIC", "VERSION", "Buffer", "pack", "unpack", "unpack_parts"]
 
 Buffer = bytes | bytearray | memoryview
 """Anything the payload functions accept or return as a chunk of bytes."""
@@ -83,14 +87,57 @@ def unpack(data: Buffer) -> tuple[memoryview, list[memoryview]]:
     CorruptStateError when it is otherwise malformed, UnsupportedFormatError for a newer
     layout version.
     """
-    view = _as_bytes_view(data)
-    size = view.nbytes
+    return unpack_parts([data])
+
+
+class _Parts:
+    """A payload given as parts (their concatenation): ranges of it as views or one copy."""
+
+    __slots__ = ("size", "starts", "views")
+
+    def __init__(self, parts: Sequence[Buffer]) -> None:
+        self.views = [v for v in map(_as_bytes_view, parts) if v.nbytes]
+        self.starts = list(accumulate((v.nbytes for v in self.views), initial=0))
+        self.size = self.starts[-1]
+
+    def span(self, at: int, n: int) -> memoryview:
+        """Bytes ``[at, at + n)`` (within the payload): a view of the part holding them all,
+        else fresh writable memory they are copied into once (``statevault.membuf``)."""
+        if n <= 0:
+            return memoryview(b"")
+        i = bisect_right(self.starts, at) - 1
+        views, starts = self.views, self.starts
+        off = at - starts[i]
+        if off + n <= views[i].nbytes:
+            return views[i][off : off + n]
+        out = memoryview(writable_buffer(n))
+        got = 0
+        while got < n:
+            off = at + got - starts[i]
+            take = min(n - got, views[i].nbytes - off)
+            out[got : got + take] = views[i][off : off + take]
+            got += take
+            i += 1
+        return out
+
+
+def unpack_parts(parts: Sequence[Buffer]) -> tuple[memoryview, list[memoryview]]:
+    """``unpack`` of a payload given as ``parts`` (their concatenation), never joined whole.
+
+    A buffer that lies inside one part is a view of it (writable if that part is: a caller
+    passing writable parts gives them away, so pass only memory nothing else uses); a buffer
+    spread over several parts (a delta buffer made of several pieces) is copied once into
+    fresh writable memory, which then is that array's memory. The header, table and document
+    are copied only where they straddle parts. Errors as ``unpack``; never a struct.error.
+    """
+    payload = _Parts(parts)
+    size = payload.size
     if size < _HEAD.size:
         raise TruncatedStateError(
             f"section payload is {size} bytes, shorter than its {_HEAD.size}-byte header: "
             f"the state is truncated"
         )
-    magic, version, reserved, doc_len, nbuf = _HEAD.unpack_from(view, 0)
+    magic, version, reserved, doc_len, nbuf = _HEAD.unpack_from(payload.span(0, _HEAD.size))
     if magic != MAGIC:
         raise CorruptStateError(
             f"section payload does not start with {MAGIC!r}: the state is damaged or not ours"
@@ -111,8 +158,8 @@ def unpack(data: Buffer) -> tuple[memoryview, list[memoryview]]:
         )
     buffers: list[memoryview] = []
     end = doc_end
-    for i in range(nbuf):
-        offset, length = _ENTRY.unpack_from(view, _HEAD.size + _ENTRY.size * i)
+    table = payload.span(_HEAD.size, table_end - _HEAD.size)
+    for i, (offset, length) in enumerate(_ENTRY.iter_unpack(table)):
         if offset != _align(end):
             raise CorruptStateError(
                 f"section payload buffer {i} is at offset {offset}, expected {_align(end)}: "
@@ -123,10 +170,10 @@ def unpack(data: Buffer) -> tuple[memoryview, list[memoryview]]:
                 f"section payload is {size} bytes but buffer {i} ends at {offset + length}: "
                 f"the state is truncated"
             )
-        buffers.append(view[offset : offset + length])
+        buffers.append(payload.span(offset, length))
         end = offset + length
     if end != size:
         raise CorruptStateError(
             f"section payload has {size - end} unexpected bytes after its end: the state is damaged"
         )
-    return view[table_end:doc_end], buffers
+    return payload.span(table_end, doc_len), buffers

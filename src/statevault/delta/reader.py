@@ -1,14 +1,24 @@
 """Reading a delta manifest: a ``FrameReader`` whose sections are assembled from packs.
 
 ``DeltaReader`` wraps the reader of a HEAD (or retained version) of ``MANIFEST_VERSION``: its
-``header`` lists the logical sections only (the index section is hidden), and ``section(i)``
-returns section ``i``'s payload exactly as the writer's codec produced it, as a fresh
-``bytearray`` view (writable, shared with nothing else). Only the packs a section needs are
-read, each with one header read and one ranged read of the span its pieces occupy, so the
+``header`` lists the logical sections only (the index section is hidden). ``section_parts(i)``
+gives section ``i``'s payload as parts (inline bytes of the manifest, read-only, and extents
+of pieces), which the codec turns into values without joining them (``Codec.loads_parts``);
+``section(i)`` joins them into a fresh ``bytearray`` view (writable, shared with nothing).
+Only the packs a section needs are read, each with one header read and one ranged read of
+the span its pieces occupy (``Store.read_range_owned``: straight into fresh memory), so the
 lazy per-section reads (portfolio summary, one pair) keep working; ``prefetch()`` gathers the
-pieces of every section first (a full load: one span per pack). Every pack is checked against
-the digest its HEAD recorded, so a missing, swapped or altered pack is a ``PackError``
-(``IntegrityError``), never other data.
+pieces of every section first (a full load: one span per pack).
+
+Zero copy, and why it is safe: a piece is decoded once, into memory of its own (decompressed
+or decrypted into a fresh buffer, or for a plain pack a slice of the span just read), and a
+piece used by one extent of one section only is handed out writable: the codec builds the
+array on it. A piece used more than once (equal buffers share pieces) is handed out
+read-only each time, so the codec copies it and no two arrays share memory. Loaded arrays
+keep their span alive (a plain pack's span also holds the bytes of pieces the HEAD no longer
+uses: at most the bytes the load read). Every pack is checked against the digest its HEAD
+recorded, and any damage met while reading one (missing, truncated, swapped, a bad checksum,
+compression or MAC) is a ``PackError`` (``IntegrityError``) naming the pack, never other data.
 """
 
 from __future__ import annotations
@@ -18,7 +28,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..errors import CorruptStateError, IntegrityError, StateNotFoundError, StateTooLargeError
+from ..errors import (
+    CorruptStateError,
+    EncryptionError,
+    IntegrityError,
+    StateNotFoundError,
+    StateTooLargeError,
+    TransformError,
+    UnknownTransformError,
+)
 from ..frame import FrameReader
 from ..storage import Store
 from ..transforms import Buffer
@@ -66,6 +84,8 @@ class DeltaReader(FrameReader):
         self._packs: dict[bytes, tuple[FrameReader, Callable[[int, int], Buffer], list[Any]]] = {}
         self._pieces: dict[bytes, Buffer] = {}
         self._uses: Counter[bytes] = Counter()
+        self._given: set[bytes] = set()  # pieces already handed out (read-only) once
+        self._segments: dict[int, list[Segment]] = {}
 
     # -- the manifest itself
 
@@ -78,10 +98,17 @@ class DeltaReader(FrameReader):
 
     def segments(self, index: int) -> list[Segment]:
         """Section ``index`` as inline bytes and buffer plans (no pack is read)."""
+        known = self._segments.get(index)
+        if known is not None:
+            return known
         if not 0 <= index < len(self.header.sections):
             count = len(self.header.sections)
             raise IndexError(f"section {index} does not exist: the frame has {count}")
-        return decode_section(self.head.section(index), self._piece_ids, base=self.stored)
+        # Decoded once per reader: prefetch and the section read both need them (a layout-2
+        # section is decompressed with its dictionary each time it is decoded).
+        segments = decode_section(self.head.section(index), self._piece_ids, base=self.stored)
+        self._segments[index] = segments
+        return segments
 
     def stored(self, index: int) -> Buffer:
         """Logical section ``index``'s payload as the HEAD stores it (manifest layout 1 or 2:
@@ -115,7 +142,7 @@ class DeltaReader(FrameReader):
 
         def fetch(start: int, end: int) -> Buffer:
             try:
-                return store.read_range(start, end)
+                return store.read_range_owned(start, end)
             except StateNotFoundError as e:
                 raise self._missing(ref) from e
 
@@ -126,10 +153,7 @@ class DeltaReader(FrameReader):
         except CorruptStateError as e:
             if isinstance(e, PackError | StateTooLargeError):
                 raise  # already says what is wrong (a limit is not damage)
-            raise PackError(
-                f"{self._url}: pack {ref.name.hex()} is damaged ({e}); restore it, or load a "
-                "retained version (load(fallback=True))"
-            ) from e
+            raise self._damaged(ref, e) from e
         if reader.header.digest != ref.digest:
             raise PackError(
                 f"{self._url}: pack {ref.name.hex()} is not the pack this state recorded (it "
@@ -137,6 +161,12 @@ class DeltaReader(FrameReader):
             )
         self._packs[name] = (reader, fetch, window)
         return reader, fetch, window
+
+    def _damaged(self, ref: PackRef, e: Exception) -> PackError:
+        return PackError(
+            f"{self._url}: pack {ref.name.hex()} is damaged ({e}); restore it, or load a "
+            "retained version (load(fallback=True))"
+        )
 
     def _missing(self, ref: PackRef) -> PackError:
         return PackError(
@@ -173,9 +203,19 @@ class DeltaReader(FrameReader):
             window.append((start, fetch(start, end)))
             for pid in pids:
                 loc = index.pieces[pid]
-                data = reader.section(loc.section)
+                try:
+                    data = reader.section(loc.section)
+                except (CorruptStateError, TransformError) as e:
+                    # A limit is not damage, and a key or a registration has its own remedy.
+                    if isinstance(e, StateTooLargeError | EncryptionError | UnknownTransformError):
+                        raise
+                    raise self._damaged(index.packs[name], e) from e
                 if memoryview(data).nbytes != loc.length:
-                    raise PackError(f"{self._url}: a piece of pack {name.hex()} has the wrong size")
+                    raise PackError(
+                        f"{self._url}: a piece of pack {name.hex()} has the wrong size (the "
+                        "index and the pack disagree); restore the pack, or load a retained "
+                        "version (load(fallback=True))"
+                    )
                 self._pieces[pid] = data
             window.clear()
 
@@ -190,8 +230,9 @@ class DeltaReader(FrameReader):
                         needed.append(e.piece)
         self._fetch_pieces(needed)
 
-    def section(self, index: int) -> Buffer:
-        """Section ``index``'s payload: a fresh, writable buffer (see the class docstring)."""
+    def section_parts(self, index: int) -> list[Buffer]:
+        """Section ``index``'s payload as parts to be read back to back (see the module
+        docstring: writable parts are this section's alone, read-only ones may be shared)."""
         segments = self.segments(index)
         total = 0
         needed: list[bytes] = []
@@ -210,25 +251,44 @@ class DeltaReader(FrameReader):
         for pid, n in Counter(needed).items():
             self._uses[pid] = max(self._uses[pid], n)
         self._fetch_pieces(needed)
-        out = bytearray(total)
-        at = 0
+        parts: list[Buffer] = []
         for seg in segments:
             if isinstance(seg, Inline):
-                n = memoryview(seg.data).nbytes
-                out[at : at + n] = seg.data
-                at += n
+                # The HEAD's own bytes (other readers of them may follow): never given away.
+                parts.append(memoryview(seg.data).toreadonly())
                 continue
             for e in seg.extents:
                 piece = memoryview(self._pieces[e.piece])
                 if e.offset + e.length > len(piece):
-                    raise PackError(f"{self._url}: an extent reaches past the end of its piece")
-                out[at : at + e.length] = piece[e.offset : e.offset + e.length]
-                at += e.length
+                    pack = self.index().pieces[e.piece].pack.hex()
+                    raise PackError(
+                        f"{self._url}: an extent reaches past the end of its piece in pack "
+                        f"{pack} (the manifest and the pack disagree); restore a backup, or "
+                        "load a retained version (load(fallback=True))"
+                    )
+                part = piece[e.offset : e.offset + e.length]
                 if self._uses[e.piece] > 1:
                     self._uses[e.piece] -= 1
+                    self._given.add(e.piece)
+                    part = part.toreadonly()
                 else:  # its last use: drop it (a full load holds each piece once at most)
                     self._uses.pop(e.piece, None)
                     self._pieces.pop(e.piece, None)
+                    if e.piece in self._given:
+                        self._given.discard(e.piece)
+                        part = part.toreadonly()
+                parts.append(part)
+        return parts
+
+    def section(self, index: int) -> Buffer:
+        """Section ``index``'s payload: a fresh, writable buffer (see the module docstring)."""
+        parts = self.section_parts(index)
+        out = bytearray(sum(memoryview(p).nbytes for p in parts))
+        at = 0
+        for part in parts:
+            n = memoryview(part).nbytes
+            out[at : at + n] = part
+            at += n
         return memoryview(out)
 
     def verify(self) -> None:

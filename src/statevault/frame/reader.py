@@ -192,6 +192,13 @@ class FrameReader:
             )
         return view[_BINDING.size :]
 
+    def section_parts(self, index: int) -> list[Buffer]:
+        """Section ``index``'s payload as parts to read back to back (``Codec.loads_parts``):
+        here the one buffer ``section`` gives; a delta manifest's reader gives its pieces
+        without joining them. A writable part is memory this reader gives away (nothing
+        else reads it), so a codec may build arrays on it; read-only parts may be shared."""
+        return [self.section(index)]
+
     def verify(self) -> None:
         """Read, check and decode every section (whole-frame integrity); raise on the first error.
 

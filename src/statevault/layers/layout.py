@@ -149,7 +149,7 @@ class Layout:
     def root(self, reader: FrameReader) -> Any:
         """The decoded root section (``{"state": ..., ...}``), references unresolved."""
         try:
-            return self.root_codec.loads(reader.section(0))
+            return self.root_codec.loads_parts(reader.section_parts(0))
         except StateError as e:
             raise _repath(e, _ROOT, "state") from e.__cause__
 
@@ -208,7 +208,7 @@ class Layout:
                 f"{len(reader.header.sections)}"
             )
         try:
-            return self.codec.loads(reader.section(index))
+            return self.codec.loads_parts(reader.section_parts(index))
         except StateError as e:
             raise _InSection(e) from e
 

@@ -139,6 +139,15 @@ class Store(ABC):
         negative ``start``.
         """
 
+    def read_range_owned(self, start: int, end: int) -> bytearray | memoryview:
+        """``read_range`` into fresh writable memory that nothing else holds, so a loader may
+        build arrays on it without a copy (delta loads read pack ranges with it).
+
+        The default copies ``read_range``'s bytes once; ``LocalStore`` reads straight into it.
+        Errors as ``read_range``.
+        """
+        return bytearray(self.read_range(start, end))
+
     def read_head(self, length: int) -> tuple[bytes, ObjectInfo] | None:
         """Return the first ``length`` bytes and the info of the object they came from.
 

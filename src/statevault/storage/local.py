@@ -417,17 +417,20 @@ class LocalStore(Store):
         return head[:want], _info(st, head_crc(head))
 
     def read_range(self, start: int, end: int) -> bytes:
+        return bytes(self.read_range_owned(start, end))  # one copy (a read-only result)
+
+    def read_range_owned(self, start: int, end: int) -> bytearray | memoryview:
+        """Bytes ``[start, end)`` read straight into fresh memory (``membuf``): no copy."""
         check_range(start, end)
         try:
             with open(self._open_read(), "rb", buffering=0) as f:
                 size = os.fstat(f.fileno()).st_size
                 end = min(end, size)
                 if end <= start:
-                    return b""
-                buf = bytearray(end - start)
-                view = memoryview(buf)
+                    return bytearray()
+                view = memoryview(writable_buffer(end - start))
                 got = _pread_all(f.fileno(), view, start)
-                return bytes(view[:got])  # one copy (slicing the bytearray was a second)
+                return view if got == len(view) else view[:got]
         except FileNotFoundError as e:
             raise self._not_found(e) from e
         except OSError as e:
