@@ -219,14 +219,20 @@ def run_s3(size: str, ticks: int) -> dict[str, Any]:
             mark = len(log.lines)
             sm.save_trading(positions, pairs, portfolio)
             sent = _requests(log.lines[mark:])
-            uploaded = 0
+            # Uploaded: the request bodies statevault sent (last_save.bytes_written counts each
+            # write's bytes; a version slot kept by a server-side copy sends none). The log
+            # shows each PUT with the size of the object it left, copies included.
+            record = sm.last_save
+            assert record is not None
+            stored = 0
             for i, (method, path) in enumerate(sent):
                 if method == "PUT":
                     key = path.removeprefix("/bench/")
                     size = int(client.head_object(Bucket="bench", Key=key)["ContentLength"])
                     sent[i] = (method, f"{path} ({size:,} B)")
-                    uploaded += size
-            return sent, uploaded
+                    stored += size
+            assert record.bytes_written <= stored, (record.bytes_written, stored)
+            return sent, record.bytes_written
 
         first_requests, full = save()
         per_tick: list[tuple[int, int, list[tuple[str, str]]]] = []
