@@ -1,0 +1,95 @@
+"""Memory for snapshot copies, reused once nothing but the pool holds it.
+
+A copy into fresh memory pays a page fault per 4 KiB page: on the benchmark's M state that is
+most of what ``BackgroundSaver.save()`` costs (the memcpy itself is about a third;
+bench/README.md). ``freeze(state, codec, pool=pool)`` copies plain numeric arrays (numpy
+arrays and the values of numpy-backed Series) into blocks lent by a ``CopyPool``; a later
+``freeze`` with the same pool copies into blocks whose snapshot has been written and dropped.
+
+Why reuse is safe: a block is lent out only as the memory of new arrays (numpy views keep a
+reference to it) and taken back only when the pool holds the *only* reference to it
+(``sys.getrefcount``), so no array, Series, memoryview or view of it is alive anywhere and
+nothing can see it overwritten. A block something else still holds (a snapshot not yet
+written, a save that kept a buffer) is left alone, and forgotten after a few rounds, so the
+pool never keeps memory alive on its own for long.
+
+What it costs: between two saves the pool keeps the last written snapshot's blocks (about
+the size of the state's numeric data) instead of freeing them. Blocks have 1/8 spare room, so
+a series that grows by a bar per save keeps fitting its block for hundreds of saves.
+
+Not thread-safe: one thread at a time calls ``begin``/``empty``/``end`` (the caller's lock);
+other threads may drop their references to lent memory at any time.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Final
+
+__all__ = ["CopyPool"]
+
+#: Rounds a lent block that is still held elsewhere stays tracked before the pool forgets it.
+KEEP_ROUNDS: Final = 4
+#: Arrays below this many bytes are copied the ordinary way (a block would save nothing).
+MIN_BYTES: Final = 16 * 1024
+_PAGE: Final = 4096
+
+
+def _refcount(entry: list[Any]) -> int:
+    """References to ``entry[0]`` (the block), counted the same way for the baseline."""
+    return sys.getrefcount(entry[0])
+
+
+@functools.cache
+def _only_ours() -> int:
+    """The count ``_refcount`` gives for a block that only the pool's entry holds (measured
+    once, the same way: what ``sys.getrefcount`` counts differs between Python versions)."""
+    return _refcount([bytearray(1), 0])
+
+
+class CopyPool:
+    """Blocks of memory lent to one ``freeze`` at a time and reused when free (see module)."""
+
+    def __init__(self) -> None:
+        self._lent: list[list[Any]] = []  # [block, rounds since lent]
+        self._free: list[Any] = []
+        #: Arrays copied into reused memory, and into newly allocated blocks (for the bench).
+        self.reused = 0
+        self.allocated = 0
+
+    def begin(self) -> None:
+        """Take back the blocks nothing else holds any more; age the others."""
+        ours = _only_ours()
+        kept: list[list[Any]] = []
+        for entry in self._lent:
+            if _refcount(entry) == ours:
+                self._free.append(entry[0])
+            elif entry[1] < KEEP_ROUNDS:
+                entry[1] += 1
+                kept.append(entry)
+        self._lent = kept
+        self._free.sort(key=len)
+
+    def empty(self, shape: tuple[int, ...], dtype: Any, order: str, nbytes: int) -> Any:
+        """An uninitialised array of ``shape``/``dtype`` (``nbytes`` long) in memory order
+        ``order`` ("C"/"F"), in a free block of at most twice its size, or in a new block."""
+        np = sys.modules["numpy"]
+        block = None
+        free = self._free
+        for i in range(len(free)):
+            size = len(free[i])
+            if size >= nbytes:
+                if size <= 2 * nbytes:
+                    block = free.pop(i)
+                    self.reused += 1
+                break
+        if block is None:
+            block = np.empty(-(-(nbytes + nbytes // 8) // _PAGE) * _PAGE, dtype=np.uint8)
+            self.allocated += 1
+        self._lent.append([block, 0])
+        return np.ndarray(shape, dtype=dtype, buffer=block, order=order)
+
+    def end(self) -> None:
+        """Release the free blocks this round did not use (the state shrank or changed)."""
+        self._free.clear()
