@@ -55,6 +55,7 @@ from .codec import MAX_DEPTH, Codec, Encoded
 from .errors import StateError
 from .layers import state_path
 from .pool import MIN_BYTES, CopyPool
+from .thaw import FrameCopy, Frozen, SeriesCopy
 
 __all__ = ["Frozen", "Unfreezable", "freeze"]
 
@@ -182,7 +183,7 @@ class _Freezer:
         self.path: list[Any] = []
         self.axes: list[tuple[Any, Any, Any]] = []  # (copy, original index, columns)
         self.seen: dict[int, int] = {}  # id of an Index met in the state -> how many times
-        self.series = 0  # Series copied as _SeriesCopy (rebuilt by thaw)
+        self.series = 0  # values taken apart (SeriesCopy, FrameCopy), rebuilt by thaw
 
     def value(self, obj: Any, depth: int) -> Any:
         t = type(obj)
@@ -269,7 +270,7 @@ class _Freezer:
                 values = self.copy(obj.to_numpy(), "C")  # a view of the values, then one copy
             else:
                 values = obj.array.copy()
-            return _SeriesCopy(
+            return SeriesCopy(
                 values,
                 obj.index,
                 obj.name,
@@ -284,7 +285,7 @@ class _Freezer:
                 # most of a small frame's share), rebuilt around the same axes by ``thaw``.
                 self.series += 1
                 attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
-                return _FrameCopy(
+                return FrameCopy(
                     self.copy(obj.to_numpy(), "F"),  # pandas keeps a block as (columns, rows)
                     obj.index,
                     obj.columns,
@@ -326,92 +327,6 @@ class _Freezer:
                 f"{type(decoded).__name__}"
             )
         return decoded
-
-
-class _SeriesCopy:
-    """A Series taken apart: its copied values and the rest, put together again by ``thaw``."""
-
-    __slots__ = ("attrs", "dtype", "index", "name", "nodup", "values")
-
-    def __init__(
-        self, values: Any, index: Any, name: Any, dtype: Any, *, attrs: Any, nodup: bool
-    ) -> None:
-        self.values = values
-        self.index = index
-        self.name = name
-        self.dtype = dtype
-        self.attrs = attrs
-        self.nodup = nodup
-
-    def build(self) -> Any:
-        pd = sys.modules["pandas"]
-        s = pd.Series(self.values, index=self.index, name=self.name, dtype=self.dtype, copy=False)
-        if self.attrs is not None:
-            s.attrs = self.attrs
-        if self.nodup:
-            s = s.set_flags(allows_duplicate_labels=False)
-            s.index = self.index  # set_flags gave a new Index object; the codec shares by identity
-        return s
-
-
-class _FrameCopy:
-    """A one-dtype DataFrame taken apart: its copied 2-D values and its axes."""
-
-    __slots__ = ("attrs", "columns", "index", "nodup", "values")
-
-    def __init__(self, values: Any, index: Any, columns: Any, *, attrs: Any, nodup: bool) -> None:
-        self.values = values
-        self.index = index
-        self.columns = columns
-        self.attrs = attrs
-        self.nodup = nodup
-
-    def build(self) -> Any:
-        pd = sys.modules["pandas"]
-        df = pd.DataFrame(self.values, index=self.index, columns=self.columns, copy=False)
-        if self.attrs is not None:
-            df.attrs = self.attrs
-        if self.nodup:
-            df = df.set_flags(allows_duplicate_labels=False)
-            df.index, df.columns = self.index, self.columns  # set_flags gave new axis objects
-        return df
-
-
-def _thaw(obj: Any) -> Any:
-    t = type(obj)
-    if t is _SeriesCopy or t is _FrameCopy:
-        return obj.build()
-    if t is dict or t is OrderedDict:
-        for k, v in obj.items():  # the copy's own dicts: assigning existing keys is safe
-            new = _thaw(v)
-            if new is not v:
-                obj[k] = new
-    elif t is list:
-        for i, v in enumerate(obj):
-            new = _thaw(v)
-            if new is not v:
-                obj[i] = new
-    elif t is tuple:
-        items = tuple(_thaw(v) for v in obj)
-        if any(a is not b for a, b in zip(items, obj, strict=True)):
-            return items
-    return obj
-
-
-class Frozen:
-    """A frozen state. ``thaw()`` gives the state to encode (call it once, in any thread):
-    the copied Series are rebuilt there, off the caller's thread."""
-
-    def __init__(self, tree: dict[str, Any], series: int) -> None:
-        self._tree = tree
-        self._series = series
-
-    def thaw(self) -> dict[str, Any]:
-        """The state to encode: the frozen tree with its Series rebuilt (done once)."""
-        if self._series:
-            self._tree = _thaw(self._tree)
-            self._series = 0
-        return self._tree
 
 
 def freeze(state: dict[str, Any], codec: Codec, pool: CopyPool | None = None) -> Frozen:
