@@ -18,11 +18,17 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   index shared by several Series once); frozenset and tuple when their items are;
 - rebuilt around frozen items: dict, OrderedDict, list, tuple, set (dict keys and set items
   must be immutable values as above); bytearray is copied;
-- copied: numpy arrays (one memcpy, in the memory order the codec reads); pandas Series as
-  their values (``series.array.copy()``: one memcpy, a third of what ``Series.copy`` costs),
-  rebuilt around the same index object by ``thaw``; DataFrames by ``copy(deep=True)`` (one
-  memcpy per block; the original index objects given back where several values share them).
-  Not pandas 3's lazy copies: a shallow copy still sees ``series.array[i] = x``. Values of
+- copied: numpy arrays (one memcpy, in the memory order the codec stores); pandas Series as
+  their values (one memcpy, a third of what ``Series.copy`` costs), rebuilt around the same
+  index object by ``thaw``; one-dtype numpy DataFrames as their ``to_numpy()`` array (one
+  2-D memcpy in that array's layout, which the codec stores: C order when pandas 2.2 or
+  ``copy=False`` wraps the bot's 2-D array, F order when pandas built the block), rebuilt
+  around the same axes; other DataFrames by ``copy(deep=True)`` (one memcpy per block, the
+  codec storing them column by column). Copies with new Index objects (deep copies, round
+  trips of a Series or a DataFrame) get the original ones back where another value shares
+  them, so the codec still stores a shared index once. With a ``CopyPool``, numeric arrays
+  are copied into reused memory (``statevault.pool``). Not pandas 3's lazy copies: a shallow
+  copy still sees ``series.array[i] = x``. Values of
   object dtype are copied only when they hold immutable scalars (pandas ``infer_dtype``: str,
   bytes, numbers, dates and times; a list or a dict is not);
 - anything else (registered types, dataclasses, object arrays of mutable items, deques,
@@ -33,10 +39,12 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   value's type (a one-way ``register_serializer`` hook) raises ``Unfreezable``: the caller
   then encodes the whole state instead.
 
-Not covered: a value kept as immutable whose memory is written around its API, i.e. a pandas
-Index built on a numpy array without a copy (``pd.Index(a, copy=False)``) that the bot still
-writes to, or writes through pandas' private attributes. Everything copied is copied at the
-call, so later writes to the original's memory (views, ``np.frombuffer``) never reach it.
+Not covered: an index that a round-tripped value holds inside it (a Series in a dataclass)
+and the rest of the state shares is stored twice from the copy (equal on load); a value kept
+as immutable whose memory is written around its API, i.e. a pandas Index built on a numpy
+array without a copy (``pd.Index(a, copy=False)``) that the bot still writes to, or writes
+through pandas' private attributes. Everything copied is copied at the call, so later writes
+to the original's memory (views, ``np.frombuffer``) never reach it.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from typing import Any
 from .codec import MAX_DEPTH, Codec, Encoded
 from .errors import StateError
 from .layers import state_path
-from .pool import MIN_BYTES, CopyPool
+from .pool import CopyPool
 from .thaw import FrameCopy, Frozen, SeriesCopy
 
 __all__ = ["Frozen", "Unfreezable", "freeze"]
@@ -232,23 +240,31 @@ class _Freezer:
     def array(self, arr: Any) -> Any:
         if arr.dtype.hasobject and not (arr.dtype.kind == "O" and _objects_immutable(arr)):
             return self.round_trip(arr)
-        # The memory order the codec stores (codec/_numpy.py array_buffer), so the copy
-        # encodes to the same bytes as the original.
-        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
-        return self.copy(arr, order)
+        return self.copy(arr)
 
-    def copy(self, arr: Any, order: str) -> Any:
-        """A copy of a numpy array in ``order``: into the pool's memory when there is one."""
+    def copy(self, arr: Any) -> Any:
+        """A copy of a numpy array in the memory order the codec stores for it: into the pool's
+        memory when there is one."""
+        # codec/_numpy.py array_buffer stores C order, or F order ("order": "F") for an array
+        # that is F- but not C-contiguous, and copies any other to C order: a copy in another
+        # order would encode to other bytes (and decode to another layout).
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        pool = self.pool
         nbytes = arr.nbytes
-        if self.pool is None or nbytes < MIN_BYTES or arr.dtype.hasobject:
+        if pool is None or nbytes < pool.min_bytes or arr.dtype.hasobject:
             return arr.copy(order=order)
-        out = self.pool.empty(arr.shape, arr.dtype, order, nbytes)
+        out = pool.empty(arr.shape, arr.dtype, order, nbytes)
         out[...] = arr
         return out
 
     def pandas(self, obj: Any, depth: int) -> Any:
         np = sys.modules["numpy"]
         dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
+        # Every axis met counts (a Series' index too): a copy with new Index objects (a deep
+        # copy, a round trip) gets the originals back when any other value shares them.
+        self.count(obj.index)
+        if obj.ndim == 2:
+            self.count(obj.columns)
         for j, dtype in enumerate(dtypes):
             if isinstance(dtype, np.dtype):
                 if dtype.kind != "O":
@@ -256,18 +272,20 @@ class _Freezer:
                 column = obj if obj.ndim == 1 else obj.iloc[:, j]
                 if _objects_immutable(column.to_numpy()):
                     continue
-            elif (type(dtype).__module__ or "").startswith("pandas."):
-                continue  # pandas' own extension arrays copy their data or are immutable
-            return self.round_trip(obj)
+            elif (type(dtype).__module__ or "").partition(".")[0] == "pandas":
+                # pandas' own extension arrays copy their data or are immutable (the masked
+                # dtypes' module is "pandas" itself on pandas 3, "pandas.core..." on 2.2)
+                continue
+            return self.axes_kept(obj, self.round_trip(obj))
         if obj.ndim == 1:
             # The values copied (one memcpy; pandas' own copy() costs 3x more per Series, and
             # its lazy copy on pandas 3 still lets ``s.array[i] = x`` through); the Series is
-            # rebuilt around them, with its own Index object, in the worker (``thaw``).
+            # rebuilt around them and its original Index object in the worker (``thaw``).
             self.series += 1
             attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
             dtype = obj.dtype
             if isinstance(dtype, np.dtype) and not dtype.hasobject:
-                values = self.copy(obj.to_numpy(), "C")  # a view of the values, then one copy
+                values = self.copy(obj.to_numpy())  # a view of the values, then one copy
             else:
                 values = obj.array.copy()
             return SeriesCopy(
@@ -285,19 +303,26 @@ class _Freezer:
                 # most of a small frame's share), rebuilt around the same axes by ``thaw``.
                 self.series += 1
                 attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
+                # to_numpy() is the array the codec stores (a view of a single block, in the
+                # block's layout: F order when pandas built the block, C order when it wraps
+                # a 2-D array the bot passed, as pandas 2.2 does): copied in that layout.
                 return FrameCopy(
-                    self.copy(obj.to_numpy(), "F"),  # pandas keeps a block as (columns, rows)
+                    self.copy(obj.to_numpy()),
                     obj.index,
                     obj.columns,
                     attrs=attrs,
                     nodup=not obj.flags.allows_duplicate_labels,
                 )
-        copy = obj.copy(deep=True)  # one memcpy per block; attrs deep-copied
-        # copy() gives the copy new Index objects (views of the same data). An index that
-        # several values share is stored once by the codec: those get the original back.
-        self.axes.append((copy, obj.index, obj.columns))
-        self.count(obj.index)
-        self.count(obj.columns)
+        return self.axes_kept(obj, obj.copy(deep=True))  # one memcpy per block, attrs copied
+
+    def axes_kept(self, obj: Any, copy: Any) -> Any:
+        """``copy`` of ``obj``, noted to get ``obj``'s own Index objects back if they are shared.
+
+        A deep copy or a round trip gives new Index objects (equal ones). An index that several
+        values share is stored once by the codec (by identity): ``restore_shared`` gives those
+        copies the original back.
+        """
+        self.axes.append((copy, obj.index, obj.columns if obj.ndim == 2 else None))
         return copy
 
     def count(self, index: Any) -> None:
@@ -309,7 +334,7 @@ class _Freezer:
         for copy, index, columns in self.axes:
             if seen[id(index)] > 1:
                 copy.index = index
-            if seen[id(columns)] > 1:
+            if columns is not None and seen[id(columns)] > 1:
                 copy.columns = columns
 
     def round_trip(self, obj: Any) -> Any:

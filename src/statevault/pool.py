@@ -51,7 +51,9 @@ def _only_ours() -> int:
 class CopyPool:
     """Blocks of memory lent to one ``freeze`` at a time and reused when free (see module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_bytes: int = MIN_BYTES) -> None:
+        #: Arrays smaller than this are copied the ordinary way (tests lower it to 0).
+        self.min_bytes = min_bytes
         self._lent: list[list[Any]] = []  # [block, rounds since lent]
         self._free: list[Any] = []
         #: Arrays copied into reused memory, and into newly allocated blocks (for the bench).
@@ -73,19 +75,21 @@ class CopyPool:
 
     def empty(self, shape: tuple[int, ...], dtype: Any, order: str, nbytes: int) -> Any:
         """An uninitialised array of ``shape``/``dtype`` (``nbytes`` long) in memory order
-        ``order`` ("C"/"F"), in a free block of at most twice its size, or in a new block."""
+        ``order`` ("C"/"F"), in a free block at most twice the size a new one would have, or
+        in a new block."""
         np = sys.modules["numpy"]
         block = None
         free = self._free
+        new_size = -(-(nbytes + nbytes // 8) // _PAGE) * _PAGE  # 1/8 spare, whole pages
         for i in range(len(free)):
             size = len(free[i])
             if size >= nbytes:
-                if size <= 2 * nbytes:
+                if size <= 2 * new_size:
                     block = free.pop(i)
                     self.reused += 1
                 break
         if block is None:
-            block = np.empty(-(-(nbytes + nbytes // 8) // _PAGE) * _PAGE, dtype=np.uint8)
+            block = np.empty(new_size, dtype=np.uint8)
             self.allocated += 1
         self._lent.append([block, 0])
         return np.ndarray(shape, dtype=dtype, buffer=block, order=order)
