@@ -110,6 +110,9 @@ _IMMUTABLE_INFERRED = frozenset(
         "period",
     }
 )
+# numpy dtype classes (float64, int32, datetime64...) whose values hold no Python objects,
+# learnt as met; structured ("V") dtypes are left out: one may or may not hold objects.
+_PLAIN_DTYPES: set[type[Any]] = set()
 _seen_types: dict[type[Any], str] = {}  # type -> "atom" | "numpy" | "pandas" | "other"
 
 
@@ -167,6 +170,19 @@ def _objects_immutable(values: Any) -> bool:
         return all(_immutable(v) for v in values.ravel(order="K").tolist())
     flat = values.ravel(order="K")
     return pd.api.types.infer_dtype(flat, skipna=True) in _IMMUTABLE_INFERRED
+
+
+def _plain(dtype: Any) -> bool:
+    """Whether ``dtype`` is a numpy dtype whose values hold no Python objects."""
+    t = type(dtype)
+    if t in _PLAIN_DTYPES:
+        return True
+    np = sys.modules["numpy"]
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        return False
+    if dtype.kind != "V":  # a structured dtype may or may not hold objects: not learnt
+        _PLAIN_DTYPES.add(t)
+    return True
 
 
 def _frame_dtypes(df: Any) -> list[Any]:
@@ -248,7 +264,8 @@ class _Freezer:
         # codec/_numpy.py array_buffer stores C order, or F order ("order": "F") for an array
         # that is F- but not C-contiguous, and copies any other to C order: a copy in another
         # order would encode to other bytes (and decode to another layout).
-        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        flags = arr.flags
+        order = "F" if flags.f_contiguous and not flags.c_contiguous else "C"
         pool = self.pool
         nbytes = arr.nbytes
         if pool is None or nbytes < pool.min_bytes or arr.dtype.hasobject:
@@ -258,13 +275,44 @@ class _Freezer:
         return out
 
     def pandas(self, obj: Any, depth: int) -> Any:
-        np = sys.modules["numpy"]
-        dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
         # Every axis met counts (a Series' index too): a copy with new Index objects (a deep
         # copy, a round trip) gets the originals back when any other value shares them.
         self.count(obj.index)
-        if obj.ndim == 2:
+        if obj.ndim == 1:
+            dtype = obj.dtype
+            if _plain(dtype):
+                # Plain numeric values (the common case, kept short: the bot thread pays it per
+                # Series): one memcpy (pandas' own copy() costs 3x more, and its lazy copy on
+                # pandas 3 still lets ``s.array[i] = x`` through); the Series is rebuilt
+                # around them and its original Index object in the worker (``thaw``).
+                self.series += 1
+                return SeriesCopy(
+                    self.copy(obj.to_numpy()),  # a view of the values, then one copy
+                    obj.index,
+                    obj.name,
+                    dtype,
+                    attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
+                    nodup=not obj.flags.allows_duplicate_labels,
+                )
+            dtypes = [dtype]
+        else:
             self.count(obj.columns)
+            dtypes = _frame_dtypes(obj)
+            if dtypes and _plain(dtypes[0]) and all(d == dtypes[0] for d in dtypes):
+                # One plain dtype: its values as one 2-D copy (pandas' copy() costs ~40 us a
+                # frame, most of a small frame's share), rebuilt around the same axes. The
+                # codec stores to_numpy() (a view of a single block) in its layout: F order
+                # when pandas built the block, C order when the block wraps a 2-D array the
+                # bot passed (pandas 2.2, or copy=False): ``copy`` keeps that layout.
+                self.series += 1
+                return FrameCopy(
+                    self.copy(obj.to_numpy()),
+                    obj.index,
+                    obj.columns,
+                    attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
+                    nodup=not obj.flags.allows_duplicate_labels,
+                )
+        np = sys.modules["numpy"]
         for j, dtype in enumerate(dtypes):
             if isinstance(dtype, np.dtype):
                 if dtype.kind != "O":
@@ -277,42 +325,16 @@ class _Freezer:
                 # dtypes' module is "pandas" itself on pandas 3, "pandas.core..." on 2.2)
                 continue
             return self.axes_kept(obj, self.round_trip(obj))
-        if obj.ndim == 1:
-            # The values copied (one memcpy; pandas' own copy() costs 3x more per Series, and
-            # its lazy copy on pandas 3 still lets ``s.array[i] = x`` through); the Series is
-            # rebuilt around them and its original Index object in the worker (``thaw``).
+        if obj.ndim == 1:  # object values of immutable scalars, or a pandas extension array
             self.series += 1
-            attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
-            dtype = obj.dtype
-            if isinstance(dtype, np.dtype) and not dtype.hasobject:
-                values = self.copy(obj.to_numpy())  # a view of the values, then one copy
-            else:
-                values = obj.array.copy()
             return SeriesCopy(
-                values,
+                obj.array.copy(),
                 obj.index,
                 obj.name,
-                obj.dtype,
-                attrs=attrs,
+                dtype,
+                attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
                 nodup=not obj.flags.allows_duplicate_labels,
             )
-        if len(dtypes) and all(d == dtypes[0] for d in dtypes):
-            dtype = dtypes[0]
-            if isinstance(dtype, np.dtype) and not dtype.hasobject:
-                # One dtype: its values as one 2-D copy (pandas' copy() costs ~40 us a frame,
-                # most of a small frame's share), rebuilt around the same axes by ``thaw``.
-                self.series += 1
-                attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
-                # to_numpy() is the array the codec stores (a view of a single block, in the
-                # block's layout: F order when pandas built the block, C order when it wraps
-                # a 2-D array the bot passed, as pandas 2.2 does): copied in that layout.
-                return FrameCopy(
-                    self.copy(obj.to_numpy()),
-                    obj.index,
-                    obj.columns,
-                    attrs=attrs,
-                    nodup=not obj.flags.allows_duplicate_labels,
-                )
         return self.axes_kept(obj, obj.copy(deep=True))  # one memcpy per block, attrs copied
 
     def axes_kept(self, obj: Any, copy: Any) -> Any:
