@@ -215,6 +215,9 @@ class _Freezer:
             return obj
         if depth >= MAX_DEPTH:  # a cycle or a very deep state: the codec's error says which
             raise _TooDeep
+        kind = _seen_types.get(t)
+        if kind == "pandas":  # most of a trading state's data: tested first
+            return self.pandas(obj, depth)
         if t is dict or t is OrderedDict:
             if not all(_immutable(k) for k in obj):
                 return self.round_trip(obj)
@@ -235,7 +238,7 @@ class _Freezer:
             return set(obj) if t is set else obj
         if t is bytearray:
             return bytearray(obj)
-        kind = _kind(t)
+        kind = kind or _kind(t)
         if kind == "atom":
             if _is_index(t):
                 self.count(obj)
@@ -247,11 +250,12 @@ class _Freezer:
         return self.round_trip(obj)
 
     def child(self, key: Any, value: Any, depth: int) -> Any:
-        self.path.append(key)
-        try:
-            return self.value(value, depth + 1)
-        finally:
-            self.path.pop()
+        # No try/finally: an exception out of here ends the whole freeze (and its path).
+        path = self.path
+        path.append(key)
+        result = self.value(value, depth + 1)
+        path.pop()
+        return result
 
     def array(self, arr: Any) -> Any:
         if arr.dtype.hasobject and not (arr.dtype.kind == "O" and _objects_immutable(arr)):
@@ -277,7 +281,8 @@ class _Freezer:
     def pandas(self, obj: Any, depth: int) -> Any:
         # Every axis met counts (a Series' index too): a copy with new Index objects (a deep
         # copy, a round trip) gets the originals back when any other value shares them.
-        self.count(obj.index)
+        seen, key = self.seen, id(obj.index)
+        seen[key] = seen.get(key, 0) + 1
         if obj.ndim == 1:
             dtype = obj.dtype
             if _plain(dtype):

@@ -55,7 +55,7 @@ class CopyPool:
         #: Arrays smaller than this are copied the ordinary way (tests lower it to 0).
         self.min_bytes = min_bytes
         self._lent: list[list[Any]] = []  # [block, rounds since lent]
-        self._free: list[Any] = []
+        self._free: dict[int, list[Any]] = {}  # size -> free blocks of that size
         #: Arrays copied into reused memory, and into newly allocated blocks (for the bench).
         self.reused = 0
         self.allocated = 0
@@ -64,31 +64,33 @@ class CopyPool:
         """Take back the blocks nothing else holds any more; age the others."""
         ours = _only_ours()
         kept: list[list[Any]] = []
+        free = self._free
         for entry in self._lent:
             if _refcount(entry) == ours:
-                self._free.append(entry[0])
+                block = entry[0]
+                free.setdefault(len(block), []).append(block)
             elif entry[1] < KEEP_ROUNDS:
                 entry[1] += 1
                 kept.append(entry)
         self._lent = kept
-        self._free.sort(key=len)
 
     def empty(self, shape: tuple[int, ...], dtype: Any, order: str, nbytes: int) -> Any:
         """An uninitialised array of ``shape``/``dtype`` (``nbytes`` long) in memory order
         ``order`` ("C"/"F"), in a free block at most twice the size a new one would have, or
         in a new block."""
         np = sys.modules["numpy"]
-        block = None
         free = self._free
         new_size = -(-(nbytes + nbytes // 8) // _PAGE) * _PAGE  # 1/8 spare, whole pages
-        for i in range(len(free)):
-            size = len(free[i])
-            if size >= nbytes:
-                if size <= 2 * new_size:
-                    block = free.pop(i)
-                    self.reused += 1
-                break
-        if block is None:
+        # Most arrays fit the block of the same array at the last save (a series grows by a
+        # bar a save, 1/8 spare room): looked up by size first, then the smallest that fits.
+        blocks = free.get(new_size)
+        if not blocks:
+            fits = [size for size in free if nbytes <= size <= 2 * new_size and free[size]]
+            blocks = free[min(fits)] if fits else None
+        if blocks:
+            block = blocks.pop()
+            self.reused += 1
+        else:
             block = np.empty(new_size, dtype=np.uint8)
             self.allocated += 1
         self._lent.append([block, 0])
