@@ -12,8 +12,10 @@ backends/s3/serve.py, so its CPU does not share this process's GIL), it measures
   (and does 20 ms of "trading" between saves): median time spent in the ``save()`` call, and
   its ratio to that round's synchronous save (target <= 10 %), and the calling thread's CPU
   time in the call (the rest of the call is waiting: for the GIL, or for a core of a loaded
-  machine); how many saves landed or were coalesced; side by side for the default (``snapshot="copy"``), ``snapshot="encode"`` and
-  ``encode_in_worker=True``;
+  machine); how many saves landed or were coalesced; side by side for the default
+  (``snapshot="copy"``), ``snapshot="encode"``, ``encode_in_worker=True``, and a bar loop
+  (``background_bar_loop``: twice a synchronous save of work between saves, so the worker is
+  idle at each call);
 - loop_lag: an asyncio bot whose ticker wakes every 1 ms records how late it woke while the
   state is saved from inside the loop: ``sm.save`` called in the loop, ``AsyncStateManager.save``
   awaited, ``BackgroundSaver.save`` called and its handle awaited (median, p99, max: the max

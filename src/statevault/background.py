@@ -262,9 +262,10 @@ class BackgroundSaver:
     and ``on_done(handle)`` run in the worker thread. Thread-safe: several threads may call
     ``save()``. A saver nobody references any more is garbage-collected like any object; its
     finalizer lets the worker write the pending snapshot and end (``close()`` is still the way
-    to know it was written). ``reuse_memory`` (default True) copies into the memory of
-    snapshots already written (``statevault.pool``): about a third of the copy's cost, for
-    keeping one snapshot's numeric data alive between saves.
+    to know it was written). ``reuse_memory`` (default True) copies numeric arrays into the
+    memory of snapshots already written (``statevault.pool``): the copy costs about half
+    (4.7 against 9 ms on the bench's M state), for keeping the last written snapshot's numeric
+    data allocated between saves (6.8 MB on M).
     """
 
     def __init__(

@@ -90,26 +90,13 @@ _ATOMS: set[type[Any]] = {
     pathlib.WindowsPath,
 }
 # Python objects in an object-dtype column or array that are immutable scalars.
-_IMMUTABLE_INFERRED = frozenset(
-    {
-        "empty",
-        "string",
-        "bytes",
-        "floating",
-        "integer",
-        "mixed-integer-float",
-        "decimal",
-        "complex",
-        "boolean",
-        "datetime64",
-        "datetime",
-        "date",
-        "timedelta64",
-        "timedelta",
-        "time",
-        "period",
-    }
-)
+# fmt: off
+_IMMUTABLE_INFERRED = frozenset({
+    "empty", "string", "bytes", "floating", "integer", "mixed-integer-float", "decimal",
+    "complex", "boolean", "datetime64", "datetime", "date", "timedelta64", "timedelta", "time",
+    "period",
+})
+# fmt: on
 # numpy dtype classes (float64, int32, datetime64...) whose values hold no Python objects,
 # learnt as met; structured ("V") dtypes are left out: one may or may not hold objects.
 _PLAIN_DTYPES: set[type[Any]] = set()

@@ -1,10 +1,11 @@
 """Memory for snapshot copies, reused once nothing but the pool holds it.
 
-A copy into fresh memory pays a page fault per 4 KiB page: on the benchmark's M state that is
-most of what ``BackgroundSaver.save()`` costs (the memcpy itself is about a third;
-bench/README.md). ``freeze(state, codec, pool=pool)`` copies plain numeric arrays (numpy
-arrays and the values of numpy-backed Series) into blocks lent by a ``CopyPool``; a later
-``freeze`` with the same pool copies into blocks whose snapshot has been written and dropped.
+A copy into fresh memory pays for the allocation (page faults for blocks that come from
+``mmap``) on top of the memcpy. ``freeze(state, codec, pool)`` copies plain numeric arrays of
+at least ``min_bytes`` (numpy arrays, the values of numpy-backed Series, one-dtype
+DataFrames) into blocks lent by a ``CopyPool``; a later ``freeze`` with the same pool copies
+into blocks whose snapshot has been written and dropped. With the short path for Series
+this halves ``BackgroundSaver.save()`` on the bench's M state (bench/README.md).
 
 Why reuse is safe: a block is lent out only as the memory of new arrays (numpy views keep a
 reference to it) and taken back only when the pool holds the *only* reference to it
@@ -14,8 +15,10 @@ written, a save that kept a buffer) is left alone, and forgotten after a few rou
 pool never keeps memory alive on its own for long.
 
 What it costs: between two saves the pool keeps the last written snapshot's blocks (about
-the size of the state's numeric data) instead of freeing them. Blocks have 1/8 spare room, so
-a series that grows by a bar per save keeps fitting its block for hundreds of saves.
+the size of the state's copied numeric data) instead of freeing them; free blocks a round did
+not use are released at its end. Blocks have 1/8 spare room in whole pages, and a free block
+up to twice a new one's size is reused, so a series that grows by a bar per save keeps
+fitting its block for hundreds of saves.
 
 Not thread-safe: one thread at a time calls ``begin``/``empty``/``end`` (the caller's lock);
 other threads may drop their references to lent memory at any time.
