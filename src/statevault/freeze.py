@@ -167,7 +167,9 @@ def _plain(dtype: Any) -> bool:
     np = sys.modules["numpy"]
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
         return False
-    if dtype.kind != "V":  # a structured dtype may or may not hold objects: not learnt
+    # Learnt by class: numpy (>= 1.25) has one per type. A structured dtype may or may not
+    # hold objects, and a numpy with no such classes would give np.dtype itself: not learnt.
+    if dtype.kind != "V" and t is not np.dtype:
         _PLAIN_DTYPES.add(t)
     return True
 
