@@ -10,9 +10,12 @@ backends/s3/serve.py, so its CPU does not share this process's GIL), it measures
 - sync: median time of ``StateManager.save`` and ``load`` of the state (5 runs a round);
 - background: a bot loop that saves the state every iteration through a ``BackgroundSaver``
   (and does 20 ms of "trading" between saves): median time spent in the ``save()`` call, and
-  its ratio to that round's synchronous save (target <= 10 %); how many saves landed or were
-  coalesced; side by side for the default (``snapshot="copy"``), ``snapshot="encode"`` and
-  ``encode_in_worker=True``;
+  its ratio to that round's synchronous save (target <= 10 %), and the calling thread's CPU
+  time in the call (the rest of the call is waiting: for the GIL, or for a core of a loaded
+  machine); how many saves landed or were coalesced; side by side for the default
+  (``snapshot="copy"``), ``snapshot="encode"``, ``encode_in_worker=True``, and a bar loop
+  (``background_bar_loop``: twice a synchronous save of work between saves, so the worker is
+  idle at each call);
 - loop_lag: an asyncio bot whose ticker wakes every 1 ms records how late it woke while the
   state is saved from inside the loop: ``sm.save`` called in the loop, ``AsyncStateManager.save``
   awaited, ``BackgroundSaver.save`` called and its handle awaited (median, p99, max: the max
@@ -44,6 +47,7 @@ from statevault import StateManager
 from statevault.aio import AsyncStateManager
 from statevault.background import BackgroundSaver, copy_aliased
 from statevault.freeze import freeze
+from statevault.pool import CopyPool
 
 from .gen_state import make_state, raw_array_bytes
 
@@ -112,20 +116,28 @@ def measure_sync(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, A
 
 
 def measure_background(
-    sm: StateManager, state: dict[str, Any], n: int, sync_save_ms: float, **options: Any
+    sm: StateManager,
+    state: dict[str, Any],
+    n: int,
+    sync_save_ms: float,
+    work: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    calls, handles = [], []
+    calls, cpus, handles = [], [], []
+    pause = 2 * sync_save_ms / 1000 if work == "2x sync" else 0.02
     with BackgroundSaver(sm, flush_at_exit=False, **options) as saver:
         for _ in range(n):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.thread_time()
             handles.append(saver.save(state))
             calls.append(time.perf_counter() - t)
-            time.sleep(0.02)  # the bot's own work between saves
+            cpus.append(time.thread_time() - cpu)  # this thread's own work in the call
+            time.sleep(pause)  # the bot's own work between saves
         saver.flush()
     call_ms = _median_ms(calls)
     return {
         "save_call_ms": call_ms,
         "ratio_to_sync": round(call_ms / sync_save_ms, 3),
+        "save_call_cpu_ms": _median_ms(cpus),
         "landed": sum(h.landed for h in handles),
         "superseded": sum(h.status == "superseded" for h in handles),
         "failed": sum(h.failed for h in handles),
@@ -194,7 +206,8 @@ def measure_async(sm: StateManager, state: dict[str, Any], n: int) -> dict[str, 
 def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
     sm = StateManager("memory://bench-costs/s.bin", keep_versions=0, spool_dir=False)
     codec = sm.layers.codec.layout.codec
-    encodes, copies, freezes = [], [], []
+    encodes, copies, freezes, pooled = [], [], [], []
+    pool = CopyPool()
     for _ in range(n):
         t = time.perf_counter()
         snapshot = sm.encode(state)
@@ -205,6 +218,9 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
         t = time.perf_counter()
         freeze(state, codec)
         freezes.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        freeze(state, codec, pool)  # what BackgroundSaver does (the pool reuses the last copy)
+        pooled.append(time.perf_counter() - t)
     # The metrics hooks: a tiny state on memory://, where the save is nearly all overhead,
     # with the counting layer and without it (its inner store put back).
     tiny = {"n": 1}
@@ -225,6 +241,7 @@ def measure_costs(state: dict[str, Any], n: int) -> dict[str, Any]:
         "encode_ms": _median_ms(encodes),
         "copy_aliased_ms": _median_ms(copies),
         "freeze_ms": _median_ms(freezes),
+        "freeze_pooled_ms": _median_ms(pooled),
         "tiny_save_us_with_counting_layer": round(with_hooks * 1e6, 1),
         "tiny_save_us_without": round(without * 1e6, 1),
     }
@@ -234,6 +251,10 @@ MODES: dict[str, dict[str, Any]] = {
     "background": {},
     "background_snapshot_encode": {"snapshot": "encode"},
     "background_encode_in_worker": {"encode_in_worker": True},
+    # A bar loop: the bot's work between saves outlasts a save, so the worker is idle at each
+    # call (above, 20 ms of work keeps it always busy and its encode holds the GIL the
+    # caller's copy then waits for).
+    "background_bar_loop": {"work": "2x sync"},
 }
 
 
@@ -260,6 +281,7 @@ def measure_rounds(sm: StateManager, state: dict[str, Any], args: Any) -> dict[s
             "save_call_ms": statistics.median(r[mode]["save_call_ms"] for r in rounds),
             "ratio_to_sync": statistics.median(r[mode]["ratio_to_sync"] for r in rounds),
             "ratio_per_round": [r[mode]["ratio_to_sync"] for r in rounds],
+            "save_call_cpu_ms": statistics.median(r[mode]["save_call_cpu_ms"] for r in rounds),
             "landed": sum(r[mode]["landed"] for r in rounds),
             "superseded": sum(r[mode]["superseded"] for r in rounds),
             "failed": sum(r[mode]["failed"] for r in rounds),

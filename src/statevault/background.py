@@ -53,6 +53,7 @@ from .freeze import Frozen, Unfreezable, freeze
 from .layers import Snapshot
 from .manager import StateManager
 from .metrics import SaveMetrics
+from .pool import CopyPool
 from .transforms import Buffer
 
 __all__ = ["BackgroundSaver", "SaveHandle", "Status"]
@@ -201,6 +202,9 @@ class _Worker:
             try:
                 self.write(snapshot, handle, seconds)
             finally:
+                # Dropped before waiting: the copy pool reuses a snapshot's memory only once
+                # nothing holds it (statevault.pool).
+                del snapshot
                 with self.cond:
                     self.writing = None
                     self.cond.notify_all()
@@ -258,7 +262,10 @@ class BackgroundSaver:
     and ``on_done(handle)`` run in the worker thread. Thread-safe: several threads may call
     ``save()``. A saver nobody references any more is garbage-collected like any object; its
     finalizer lets the worker write the pending snapshot and end (``close()`` is still the way
-    to know it was written).
+    to know it was written). ``reuse_memory`` (default True) copies numeric arrays into the
+    memory of snapshots already written (``statevault.pool``): the copy costs about half
+    (4.7 against 9 ms on the bench's M state), for keeping the last written snapshot's numeric
+    data allocated between saves (6.8 MB on M).
     """
 
     def __init__(
@@ -273,6 +280,7 @@ class BackgroundSaver:
         handle_sigterm: bool = False,
         exit_timeout: float | None = 30.0,
         encode_in_worker: bool = False,
+        reuse_memory: bool = True,
     ) -> None:
         if snapshot not in ("copy", "encode"):
             raise ValueError(f"snapshot must be 'copy' or 'encode', not {snapshot!r}")
@@ -280,6 +288,8 @@ class BackgroundSaver:
         self.snapshot = snapshot
         self.encode_in_worker = encode_in_worker
         self.copy_buffers = copy_buffers
+        self._pool = CopyPool() if reuse_memory else None
+        self._pool_lock = threading.Lock()  # a pool serves one freeze at a time
         self._worker = _Worker(manager, on_error, on_done)
         # Collected without close(): the worker writes what is pending, then ends.
         self._finalizer = weakref.finalize(self, self._worker.shut)
@@ -328,7 +338,10 @@ class BackgroundSaver:
         elif self.snapshot == "copy" and isinstance(state, Mapping):
             self.manager.validate(state)
             try:
-                snapshot = freeze(dict(state), self.manager.layers.codec.layout.codec)
+                with self._pool_lock:
+                    snapshot = freeze(
+                        dict(state), self.manager.layers.codec.layout.codec, self._pool
+                    )
             except Unfreezable as e:
                 log.debug("%s: %s; encoding the state in the caller", self.manager.url, e)
                 snapshot = self._encoded(state)

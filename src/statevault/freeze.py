@@ -18,11 +18,17 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   index shared by several Series once); frozenset and tuple when their items are;
 - rebuilt around frozen items: dict, OrderedDict, list, tuple, set (dict keys and set items
   must be immutable values as above); bytearray is copied;
-- copied: numpy arrays (one memcpy, in the memory order the codec reads); pandas Series as
-  their values (``series.array.copy()``: one memcpy, a third of what ``Series.copy`` costs),
-  rebuilt around the same index object by ``thaw``; DataFrames by ``copy(deep=True)`` (one
-  memcpy per block; the original index objects given back where several values share them).
-  Not pandas 3's lazy copies: a shallow copy still sees ``series.array[i] = x``. Values of
+- copied: numpy arrays (one memcpy, in the memory order the codec stores); pandas Series as
+  their values (one memcpy, a third of what ``Series.copy`` costs), rebuilt around the same
+  index object by ``thaw``; one-dtype numpy DataFrames as their ``to_numpy()`` array (one
+  2-D memcpy in that array's layout, which the codec stores: C order when pandas 2.2 or
+  ``copy=False`` wraps the bot's 2-D array, F order when pandas built the block), rebuilt
+  around the same axes; other DataFrames by ``copy(deep=True)`` (one memcpy per block, the
+  codec storing them column by column). Copies with new Index objects (deep copies, round
+  trips of a Series or a DataFrame) get the original ones back where another value shares
+  them, so the codec still stores a shared index once. With a ``CopyPool``, numeric arrays
+  are copied into reused memory (``statevault.pool``). Not pandas 3's lazy copies: a shallow
+  copy still sees ``series.array[i] = x``. Values of
   object dtype are copied only when they hold immutable scalars (pandas ``infer_dtype``: str,
   bytes, numbers, dates and times; a list or a dict is not);
 - anything else (registered types, dataclasses, object arrays of mutable items, deques,
@@ -33,10 +39,12 @@ How each value is taken (by exact type: a subclass falls under "anything else"):
   value's type (a one-way ``register_serializer`` hook) raises ``Unfreezable``: the caller
   then encodes the whole state instead.
 
-Not covered: a value kept as immutable whose memory is written around its API, i.e. a pandas
-Index built on a numpy array without a copy (``pd.Index(a, copy=False)``) that the bot still
-writes to, or writes through pandas' private attributes. Everything copied is copied at the
-call, so later writes to the original's memory (views, ``np.frombuffer``) never reach it.
+Not covered: an index that a round-tripped value holds inside it (a Series in a dataclass)
+and the rest of the state shares is stored twice from the copy (equal on load); a value kept
+as immutable whose memory is written around its API, i.e. a pandas Index built on a numpy
+array without a copy (``pd.Index(a, copy=False)``) that the bot still writes to, or writes
+through pandas' private attributes. Everything copied is copied at the call, so later writes
+to the original's memory (views, ``np.frombuffer``) never reach it.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ from typing import Any
 from .codec import MAX_DEPTH, Codec, Encoded
 from .errors import StateError
 from .layers import state_path
+from .pool import CopyPool
+from .thaw import FrameCopy, Frozen, SeriesCopy
 
 __all__ = ["Frozen", "Unfreezable", "freeze"]
 
@@ -80,26 +90,16 @@ _ATOMS: set[type[Any]] = {
     pathlib.WindowsPath,
 }
 # Python objects in an object-dtype column or array that are immutable scalars.
-_IMMUTABLE_INFERRED = frozenset(
-    {
-        "empty",
-        "string",
-        "bytes",
-        "floating",
-        "integer",
-        "mixed-integer-float",
-        "decimal",
-        "complex",
-        "boolean",
-        "datetime64",
-        "datetime",
-        "date",
-        "timedelta64",
-        "timedelta",
-        "time",
-        "period",
-    }
-)
+# fmt: off
+_IMMUTABLE_INFERRED = frozenset({
+    "empty", "string", "bytes", "floating", "integer", "mixed-integer-float", "decimal",
+    "complex", "boolean", "datetime64", "datetime", "date", "timedelta64", "timedelta", "time",
+    "period",
+})
+# fmt: on
+# numpy dtype classes (float64, int32, datetime64...) whose values hold no Python objects,
+# learnt as met; structured ("V") dtypes are left out: one may or may not hold objects.
+_PLAIN_DTYPES: set[type[Any]] = set()
 _seen_types: dict[type[Any], str] = {}  # type -> "atom" | "numpy" | "pandas" | "other"
 
 
@@ -159,6 +159,21 @@ def _objects_immutable(values: Any) -> bool:
     return pd.api.types.infer_dtype(flat, skipna=True) in _IMMUTABLE_INFERRED
 
 
+def _plain(dtype: Any) -> bool:
+    """Whether ``dtype`` is a numpy dtype whose values hold no Python objects."""
+    t = type(dtype)
+    if t in _PLAIN_DTYPES:
+        return True
+    np = sys.modules["numpy"]
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        return False
+    # Learnt by class: numpy (>= 1.25) has one per type. A structured dtype may or may not
+    # hold objects, and a numpy with no such classes would give np.dtype itself: not learnt.
+    if dtype.kind != "V" and t is not np.dtype:
+        _PLAIN_DTYPES.add(t)
+    return True
+
+
 def _frame_dtypes(df: Any) -> list[Any]:
     """The column dtypes of a DataFrame (the block manager's own array where pandas has it:
     ``df.dtypes`` builds a Series, about 40 us, most of the copy's cost for a small frame)."""
@@ -175,12 +190,13 @@ class _TooDeep(Exception):
 class _Freezer:
     """One ``freeze`` call: the codec for round trips and the path of the current value."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, pool: CopyPool | None) -> None:
         self.codec = codec
+        self.pool = pool
         self.path: list[Any] = []
         self.axes: list[tuple[Any, Any, Any]] = []  # (copy, original index, columns)
         self.seen: dict[int, int] = {}  # id of an Index met in the state -> how many times
-        self.series = 0  # Series copied as _SeriesCopy (rebuilt by thaw)
+        self.series = 0  # values taken apart (SeriesCopy, FrameCopy), rebuilt by thaw
 
     def value(self, obj: Any, depth: int) -> Any:
         t = type(obj)
@@ -188,12 +204,20 @@ class _Freezer:
             return obj
         if depth >= MAX_DEPTH:  # a cycle or a very deep state: the codec's error says which
             raise _TooDeep
+        kind = _seen_types.get(t)
+        if kind == "pandas":  # most of a trading state's data: tested first
+            return self.pandas(obj, depth)
         if t is dict or t is OrderedDict:
             if not all(_immutable(k) for k in obj):
                 return self.round_trip(obj)
-            return t((k, self.child(k, v, depth)) for k, v in obj.items())
+            # Immutable leaves are taken in line: most of a state's values, no path to track.
+            atoms = _ATOMS
+            return t(
+                (k, v if type(v) in atoms else self.child(k, v, depth)) for k, v in obj.items()
+            )
         if t is list:
-            return [self.child(i, v, depth) for i, v in enumerate(obj)]
+            atoms = _ATOMS
+            return [v if type(v) in atoms else self.child(i, v, depth) for i, v in enumerate(obj)]
         if t is tuple:
             items = tuple(self.child(i, v, depth) for i, v in enumerate(obj))
             return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
@@ -203,7 +227,7 @@ class _Freezer:
             return set(obj) if t is set else obj
         if t is bytearray:
             return bytearray(obj)
-        kind = _kind(t)
+        kind = kind or _kind(t)
         if kind == "atom":
             if _is_index(t):
                 self.count(obj)
@@ -215,23 +239,74 @@ class _Freezer:
         return self.round_trip(obj)
 
     def child(self, key: Any, value: Any, depth: int) -> Any:
-        self.path.append(key)
-        try:
-            return self.value(value, depth + 1)
-        finally:
-            self.path.pop()
+        # No try/finally: an exception out of here ends the whole freeze (and its path).
+        path = self.path
+        path.append(key)
+        result = self.value(value, depth + 1)
+        path.pop()
+        return result
 
     def array(self, arr: Any) -> Any:
         if arr.dtype.hasobject and not (arr.dtype.kind == "O" and _objects_immutable(arr)):
             return self.round_trip(arr)
-        # The memory order the codec stores (codec/_numpy.py array_buffer), so the copy
-        # encodes to the same bytes as the original.
-        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
-        return arr.copy(order=order)
+        return self.copy(arr)
+
+    def copy(self, arr: Any) -> Any:
+        """A copy of a numpy array in the memory order the codec stores for it: into the pool's
+        memory when there is one."""
+        # codec/_numpy.py array_buffer stores C order, or F order ("order": "F") for an array
+        # that is F- but not C-contiguous, and copies any other to C order: a copy in another
+        # order would encode to other bytes (and decode to another layout).
+        flags = arr.flags
+        order = "F" if flags.f_contiguous and not flags.c_contiguous else "C"
+        pool = self.pool
+        nbytes = arr.nbytes
+        if pool is None or nbytes < pool.min_bytes or arr.dtype.hasobject:
+            return arr.copy(order=order)
+        out = pool.empty(arr.shape, arr.dtype, order, nbytes)
+        out[...] = arr
+        return out
 
     def pandas(self, obj: Any, depth: int) -> Any:
+        # Every axis met counts (a Series' index too): a copy with new Index objects (a deep
+        # copy, a round trip) gets the originals back when any other value shares them.
+        seen, key = self.seen, id(obj.index)
+        seen[key] = seen.get(key, 0) + 1
+        if obj.ndim == 1:
+            dtype = obj.dtype
+            if _plain(dtype):
+                # Plain numeric values (the common case, kept short: the bot thread pays it per
+                # Series): one memcpy (pandas' own copy() costs 3x more, and its lazy copy on
+                # pandas 3 still lets ``s.array[i] = x`` through); the Series is rebuilt
+                # around them and its original Index object in the worker (``thaw``).
+                self.series += 1
+                return SeriesCopy(
+                    self.copy(obj.to_numpy()),  # a view of the values, then one copy
+                    obj.index,
+                    obj.name,
+                    dtype,
+                    attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
+                    nodup=not obj.flags.allows_duplicate_labels,
+                )
+            dtypes = [dtype]
+        else:
+            self.count(obj.columns)
+            dtypes = _frame_dtypes(obj)
+            if dtypes and _plain(dtypes[0]) and all(d == dtypes[0] for d in dtypes):
+                # One plain dtype: its values as one 2-D copy (pandas' copy() costs ~40 us a
+                # frame, most of a small frame's share), rebuilt around the same axes. The
+                # codec stores to_numpy() (a view of a single block) in its layout: F order
+                # when pandas built the block, C order when the block wraps a 2-D array the
+                # bot passed (pandas 2.2, or copy=False): ``copy`` keeps that layout.
+                self.series += 1
+                return FrameCopy(
+                    self.copy(obj.to_numpy()),
+                    obj.index,
+                    obj.columns,
+                    attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
+                    nodup=not obj.flags.allows_duplicate_labels,
+                )
         np = sys.modules["numpy"]
-        dtypes = [obj.dtype] if obj.ndim == 1 else _frame_dtypes(obj)
         for j, dtype in enumerate(dtypes):
             if isinstance(dtype, np.dtype):
                 if dtype.kind != "O":
@@ -239,29 +314,31 @@ class _Freezer:
                 column = obj if obj.ndim == 1 else obj.iloc[:, j]
                 if _objects_immutable(column.to_numpy()):
                     continue
-            elif (type(dtype).__module__ or "").startswith("pandas."):
-                continue  # pandas' own extension arrays copy their data or are immutable
-            return self.round_trip(obj)
-        if obj.ndim == 1:
-            # The values copied (one memcpy; pandas' own copy() costs 3x more per Series, and
-            # its lazy copy on pandas 3 still lets ``s.array[i] = x`` through); the Series is
-            # rebuilt around them, with its own Index object, in the worker (``thaw``).
+            elif (type(dtype).__module__ or "").partition(".")[0] == "pandas":
+                # pandas' own extension arrays copy their data or are immutable (the masked
+                # dtypes' module is "pandas" itself on pandas 3, "pandas.core..." on 2.2)
+                continue
+            return self.axes_kept(obj, self.round_trip(obj))
+        if obj.ndim == 1:  # object values of immutable scalars, or a pandas extension array
             self.series += 1
-            attrs = self.value(dict(obj.attrs), depth + 1) if obj.attrs else None
-            return _SeriesCopy(
+            return SeriesCopy(
                 obj.array.copy(),
                 obj.index,
                 obj.name,
-                obj.dtype,
-                attrs=attrs,
+                dtype,
+                attrs=self.value(dict(obj.attrs), depth + 1) if obj.attrs else None,
                 nodup=not obj.flags.allows_duplicate_labels,
             )
-        copy = obj.copy(deep=True)  # one memcpy per block; attrs deep-copied
-        # copy() gives the copy new Index objects (views of the same data). An index that
-        # several values share is stored once by the codec: those get the original back.
-        self.axes.append((copy, obj.index, obj.columns))
-        self.count(obj.index)
-        self.count(obj.columns)
+        return self.axes_kept(obj, obj.copy(deep=True))  # one memcpy per block, attrs copied
+
+    def axes_kept(self, obj: Any, copy: Any) -> Any:
+        """``copy`` of ``obj``, noted to get ``obj``'s own Index objects back if they are shared.
+
+        A deep copy or a round trip gives new Index objects (equal ones). An index that several
+        values share is stored once by the codec (by identity): ``restore_shared`` gives those
+        copies the original back.
+        """
+        self.axes.append((copy, obj.index, obj.columns if obj.ndim == 2 else None))
         return copy
 
     def count(self, index: Any) -> None:
@@ -273,7 +350,7 @@ class _Freezer:
         for copy, index, columns in self.axes:
             if seen[id(index)] > 1:
                 copy.index = index
-            if seen[id(columns)] > 1:
+            if columns is not None and seen[id(columns)] > 1:
                 copy.columns = columns
 
     def round_trip(self, obj: Any) -> Any:
@@ -293,79 +370,25 @@ class _Freezer:
         return decoded
 
 
-class _SeriesCopy:
-    """A Series taken apart: its copied values and the rest, put together again by ``thaw``."""
-
-    __slots__ = ("attrs", "dtype", "index", "name", "nodup", "values")
-
-    def __init__(
-        self, values: Any, index: Any, name: Any, dtype: Any, *, attrs: Any, nodup: bool
-    ) -> None:
-        self.values = values
-        self.index = index
-        self.name = name
-        self.dtype = dtype
-        self.attrs = attrs
-        self.nodup = nodup
-
-    def build(self) -> Any:
-        pd = sys.modules["pandas"]
-        s = pd.Series(self.values, index=self.index, name=self.name, dtype=self.dtype, copy=False)
-        if self.attrs is not None:
-            s.attrs = self.attrs
-        if self.nodup:
-            s = s.set_flags(allows_duplicate_labels=False)
-        return s
-
-
-def _thaw(obj: Any) -> Any:
-    t = type(obj)
-    if t is _SeriesCopy:
-        return obj.build()
-    if t is dict or t is OrderedDict:
-        for k, v in obj.items():  # the copy's own dicts: assigning existing keys is safe
-            new = _thaw(v)
-            if new is not v:
-                obj[k] = new
-    elif t is list:
-        for i, v in enumerate(obj):
-            new = _thaw(v)
-            if new is not v:
-                obj[i] = new
-    elif t is tuple:
-        items = tuple(_thaw(v) for v in obj)
-        if any(a is not b for a, b in zip(items, obj, strict=True)):
-            return items
-    return obj
-
-
-class Frozen:
-    """A frozen state. ``thaw()`` gives the state to encode (call it once, in any thread):
-    the copied Series are rebuilt there, off the caller's thread."""
-
-    def __init__(self, tree: dict[str, Any], series: int) -> None:
-        self._tree = tree
-        self._series = series
-
-    def thaw(self) -> dict[str, Any]:
-        """The state to encode: the frozen tree with its Series rebuilt (done once)."""
-        if self._series:
-            self._tree = _thaw(self._tree)
-            self._series = 0
-        return self._tree
-
-
-def freeze(state: dict[str, Any], codec: Codec) -> Frozen:
+def freeze(state: dict[str, Any], codec: Codec, pool: CopyPool | None = None) -> Frozen:
     """A private copy of ``state`` that encodes exactly as ``state`` does now (see the module).
+
+    With a ``pool`` (``statevault.pool``), numeric arrays are copied into its reusable memory;
+    one thread at a time may use a pool.
 
     Raises ``SerializationError`` for a value that cannot be saved (found while
     round-tripping it), ``Unfreezable`` when a value's round trip changes its type.
     """
-    freezer = _Freezer(codec)
+    freezer = _Freezer(codec, pool)
+    if pool is not None:
+        pool.begin()
     try:
         result: dict[str, Any] = freezer.value(state, 0)
     except _TooDeep:
         codec.encode(state)  # raises the codec's own error, with the path
         raise Unfreezable("the state nests too deeply to copy") from None
+    finally:
+        if pool is not None:
+            pool.end()
     freezer.restore_shared()
     return Frozen(result, freezer.series)
