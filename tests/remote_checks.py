@@ -75,6 +75,20 @@ def requests_per_operation(
     return counter.counts
 
 
+def listing_in_pages(server: RequestLog, store: Store) -> tuple[list[tuple[str, int]], list[str]]:
+    """Five objects under ``<store>.packs/``, listed with ``list_page=2``: the (name, size)
+    pairs found and the requests the server logged for that one listing."""
+    folder = store.sibling(".packs")
+    for i in range(5):
+        folder.sibling(f"/p{i}").write([b"x" * i])
+    folder.list_page = 2  # type: ignore[attr-defined]  # five objects: three pages
+    mark = server.mark()
+    found = folder.list_dir()
+    sent = server.requests_since(mark)
+    assert found is not None
+    return sorted((e.name, e.size) for e in found), sent
+
+
 EXIT_CLEANLY = """
     import json, sys, warnings
     warnings.simplefilter("error")

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 import statevault
-from remote_checks import assert_exits_cleanly, requests_per_operation, start_script
+from remote_checks import (
+    assert_exits_cleanly,
+    listing_in_pages,
+    requests_per_operation,
+    start_script,
+)
 from statevault import StateManager
 from statevault.errors import (
     ConflictError,
@@ -228,15 +233,8 @@ def test_oversized_object_is_refused_before_any_request(
 def test_a_listing_is_one_list_request_per_page_and_no_head(
     azure_backend: Backend, azurite: Any
 ) -> None:
-    folder = azure_backend.open().sibling(".packs")
-    for i in range(5):
-        folder.sibling(f"/p{i}").write([b"x" * i])
-    folder.list_page = 2  # type: ignore[attr-defined]  # five blobs: three pages
-    mark = azurite.mark()
-    found = folder.list_dir()
-    sent = azurite.requests_since(mark)
-    assert found is not None
-    assert sorted((e.name, e.size) for e in found) == [(f"p{i}", i) for i in range(5)]
+    found, sent = listing_in_pages(azurite, azure_backend.open())
+    assert found == [(f"p{i}", i) for i in range(5)]
     assert sent == [f"GET /devstoreaccount1/{AZURE_CONTAINER}"] * 3, sent
 
 

@@ -7,7 +7,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from remote_checks import assert_exits_cleanly, requests_per_operation, start_script
+from remote_checks import (
+    assert_exits_cleanly,
+    listing_in_pages,
+    requests_per_operation,
+    start_script,
+)
 from statevault.errors import (
     ConflictError,
     StateNotFoundError,
@@ -76,6 +81,16 @@ def test_keep_copy_of_a_replaced_object_writes_the_given_bytes(s3_backend: Backe
     assert bytes(slot.read()[0]) == b"saved"
 
 
+def test_keep_copy_of_a_deleted_object_writes_the_given_bytes(s3_backend: Backend) -> None:
+    # The copy's source is gone (NoSuchKey): the slot still gets the saved bytes.
+    store = s3_backend.open()
+    slot = store.sibling(".versions/1")
+    written = store.write([b"saved"])
+    store.delete()
+    assert store.keep_copy(slot, [b"saved"], written) == len(b"saved")
+    assert bytes(slot.read()[0]) == b"saved"
+
+
 def test_history_on_s3_uploads_each_version_once(s3_bucket: MotoS3) -> None:
     from statevault import StateManager
 
@@ -96,17 +111,12 @@ def test_history_on_s3_uploads_each_version_once(s3_bucket: MotoS3) -> None:
 def test_a_listing_is_one_list_request_per_page_and_no_head(
     s3_backend: Backend, s3_bucket: MotoS3
 ) -> None:
-    folder = s3_backend.open().sibling(".packs")
-    for i in range(5):
-        folder.sibling(f"/p{i}").write([b"x" * i])
-    assert isinstance(folder, S3Store)
-    folder.list_page = 2  # five objects: three pages
-    mark = s3_bucket.mark()
-    found = folder.list_dir()
-    sent = s3_bucket.requests_since(mark)
-    assert sorted((e.name, e.size) for e in found) == [(f"p{i}", i) for i in range(5)]
+    found, sent = listing_in_pages(s3_bucket, s3_backend.open())
+    assert found == [(f"p{i}", i) for i in range(5)]
     assert len(sent) == 3, sent
     assert all(r.startswith(f"GET /{S3_BUCKET}?") and "list-type=2" in r for r in sent), sent
+    folder = s3_backend.open().sibling(".packs")
+    assert isinstance(folder, S3Store)
     folder.list_page = 1000
     mark = s3_bucket.mark()
     assert len(folder.list_dir()) == 5
