@@ -214,6 +214,8 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
         "worst_tick": worst + 1,
         "worst_cpu": saves[worst][1],
         "worst_bytes": saves[worst][2],
+        # The save that worked longest (CPU), to tell work from waiting for a shared disk.
+        "cpu_worst": max(c for _, c, _ in saves),
         "median_bytes": median_bytes,
         "max_bytes": max(b for *_, b in saves),
         "kinds": kinds,
@@ -313,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['gc_saves']}, GC in all saves {r['gc_total']:.2f} s; worst save less its GC "
         f"{1000 * r['worst_less_gc']:.0f} ms -> {r['worst_less_gc'] / r['full_save']:.2f}x a full "
         f"save (worst GC in a timed full save: {1000 * r['gc_full_worst']:.0f} ms)"
+    )
+    print(
+        f"    most CPU in one tick save: {1000 * r['cpu_worst']:.0f} ms -> "
+        f"{r['cpu_worst'] / r['full_cpu']:.2f}x a full save's CPU (median)"
     )
     for kind, group in r["kinds"].items():
         if group:

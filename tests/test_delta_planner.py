@@ -383,3 +383,59 @@ def test_a_remembered_plan_is_only_for_the_same_previous_plan() -> None:
     # against another previous plan the pieces it returns must be new to THAT plan
     step(planner, data, other, store)
     step(planner, data, fresh, store)
+
+
+# -- the planner's memory ----------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ops=SEQUENCES)
+def test_retain_forgets_nothing_a_live_plan_needs(
+    seed: int, ops: list[tuple[str, int, int]]
+) -> None:
+    """A planner pruned after every save (``retain`` of the live plans) plans exactly as one
+    that never forgets: what it drops is what no plan it may plan against can use."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("statevault.delta.planner._RETAIN_SLACK", 0)  # prune at every chance
+        _retain_sequence(seed, ops)
+
+
+def _retain_sequence(seed: int, ops: list[tuple[str, int, int]]) -> None:
+    rng = random.Random(seed)
+    pruned, kept = Planner(KEY, **SMALL), Planner(KEY, **SMALL)
+    datas = [bytearray(rng.randbytes(rng.randrange(0, 3000))) for _ in range(3)]
+    store: dict[bytes, bytes] = {}
+    plans_p = [step(pruned, d, None, store)[0] for d in datas]
+    plans_k = [step(kept, d, None, store)[0] for d in datas]
+    for op, where, k in ops:
+        data = datas[where % 3]
+        if op in ("append", "same", "reload"):
+            data += rng.randbytes(k)
+        elif op in ("roll", "drop"):
+            data[:] = data[k:] + rng.randbytes(k)
+        elif data:
+            data[where % len(data)] ^= 1
+        previous = list(plans_p)
+        plans_p = [step(pruned, d, p, store)[0] for d, p in zip(datas, plans_p, strict=True)]
+        plans_k = [step(kept, d, p, store)[0] for d, p in zip(datas, plans_k, strict=True)]
+        assert plans_p == plans_k
+        pruned.retain([*plans_p, *previous])
+
+
+def test_memory_stays_bounded_over_many_appends() -> None:
+    """Hints and remembered plans stay proportional to the live plans, not to the saves made
+    (a long-running bot's heap: every full cyclic collection walks them)."""
+    planner = Planner(KEY)
+    datas = [bytearray(quotes(5000, seed=i).tobytes()) for i in range(20)]
+    plans: list[BufferPlan | None] = [None] * len(datas)
+    sizes = []
+    for tick in range(400):
+        for i, data in enumerate(datas):
+            data.extend(np.float64(tick).tobytes())
+            plans[i] = planner.plan(data, plans[i])[0]
+        live = [p for p in plans if p is not None]
+        planner.retain(live)
+        extents = sum(len(p.extents) for p in live)
+        sizes.append(len(planner._hints) + len(planner._same))
+        assert len(planner._hints) <= 2 * extents + 2048  # the slack, then twice what lives
+    assert max(sizes[200:]) <= 2 * max(sizes[:200]) + 1024  # no growth with the save count

@@ -536,3 +536,24 @@ def test_gc_never_collects_the_packs_of_a_head_it_could_not_read(tmp_path: Path)
     fresh.layers.recovery.collect_garbage(force=True)
     assert not first.exists()
     fresh.load()
+
+
+def test_the_planners_memory_stays_bounded_across_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store prunes its planner after each save (``Planner.retain``): over many ticks the
+    planner keeps about what the live plans need, not an entry per save."""
+    monkeypatch.setattr("statevault.delta.planner._RETAIN_SLACK", 0)  # the bound, no slack
+    sm = StateManager(tmp_path / "s.sv", spool_dir=False, keep_versions=0)
+    state = series_state(8, 6_000)
+    for _ in range(60):
+        state = tick(state)
+        sm.save(state)
+        delta = sm.layers.commit.delta
+        assert delta is not None
+        assert delta.knowledge is not None
+        (planner,) = delta._planners.values()
+        live = sum(len(p.extents) for p, _ in delta.knowledge.plans.values())
+        # this save's and the last save's plans (at most 2 x live), then twice that
+        assert len(planner._hints) + len(planner._same) <= 4 * live + 16
+    same(StateManager(tmp_path / "s.sv", spool_dir=False).load(), state)

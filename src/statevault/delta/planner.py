@@ -62,7 +62,7 @@ algorithm whose invariants (every reused extent verified by a keyed hash) are ch
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from blake3 import blake3
@@ -88,6 +88,9 @@ _TAIL_RATIO = 2
 # another buffer's plan, so the full digest, not a piece id's 16 bytes), and how many.
 _SAME_SIZE = 32
 _SAME_LIMIT = 4096
+# ``retain`` looks at the live plans once the planner's memory (hints + remembered plans) is
+# more than twice what the last look kept, plus this many entries.
+_RETAIN_SLACK = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,28 @@ class Planner:
         self._same: dict[
             tuple[bytes, BufferPlan | None], tuple[BufferPlan, list[tuple[bytes, int, int]]]
         ] = {}
+        self._kept = 0  # entries the last ``retain`` kept
+
+    def retain(self, plans: Iterable[BufferPlan]) -> None:
+        """Forget the hints and remembered plans that no plan in ``plans`` can use again.
+
+        The caller passes every plan it may plan against next (those it last saved or
+        loaded, and those it is saving). Why: the planner's memory is objects Python's cyclic
+        collector tracks, and left to grow to ``hint_limit`` it made every full collection of a
+        long-running bot cost twice as much (bench/README.md, "Delta saves over 1,000
+        ticks"). Amortized: ``plans`` is only iterated once the memory has grown to twice
+        what the last pruning kept, plus a slack, so most calls cost nothing. Forgetting is
+        always safe: without a hint an extent is verified by its piece id, and plans stay
+        correct (see the module docstring).
+        """
+        if len(self._hints) + len(self._same) <= 2 * self._kept + _RETAIN_SLACK:
+            return
+        live = set(plans)
+        keys = {(e.piece, e.offset + e.length) for plan in live for e in plan.extents}
+        self._hints = {k: h for k, h in self._hints.items() if k in keys}
+        # An entry can hit again only when a buffer is planned against its previous plan.
+        self._same = {k: v for k, v in self._same.items() if k[1] in live}
+        self._kept = len(self._hints) + len(self._same)
 
     def piece_id(self, data: Buffer) -> bytes:
         """The piece's name: keyed BLAKE3 of its bytes, 16 bytes (reveals nothing)."""

@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Final
 
 from ..errors import StateError
@@ -272,6 +273,11 @@ class DeltaStore:
                 Compaction(known, merge, planner, fresh, moved, self.max_extents),
             )
 
+        # What the planner may plan against next: this save's plans, or (if it does not
+        # commit) the ones it replaces.
+        planner.retain(
+            chain((b.plan for b in bufs), (p for p, _ in base.plans.values()) if base else ())
+        )
         # The pieces the new HEAD references, in order of first use; the new ones form a pack.
         used: dict[bytes, None] = {}
         for segs in layout:
