@@ -216,6 +216,8 @@ def run(ticks: int, workdir: Path, *, grace: float, loads: int, full_every: int)
         "worst_bytes": saves[worst][2],
         # The save that worked longest (CPU), to tell work from waiting for a shared disk.
         "cpu_worst": max(c for _, c, _ in saves),
+        "cpu_worst_tick": 1 + max(range(len(saves)), key=lambda j: saves[j][1]),
+        "cpu_worst_gc": save_gc[max(range(len(saves)), key=lambda j: saves[j][1])],
         "median_bytes": median_bytes,
         "max_bytes": max(b for *_, b in saves),
         "kinds": kinds,
@@ -317,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         f"save (worst GC in a timed full save: {1000 * r['gc_full_worst']:.0f} ms)"
     )
     print(
-        f"    most CPU in one tick save: {1000 * r['cpu_worst']:.0f} ms -> "
+        f"    most CPU in one tick save: {1000 * r['cpu_worst']:.0f} ms (tick "
+        f"{r['cpu_worst_tick']}, {1000 * r['cpu_worst_gc']:.0f} ms of it in the cyclic GC) -> "
         f"{r['cpu_worst'] / r['full_cpu']:.2f}x a full save's CPU (median)"
     )
     for kind, group in r["kinds"].items():
