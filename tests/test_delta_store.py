@@ -557,3 +557,56 @@ def test_the_planners_memory_stays_bounded_across_saves(
         # this save's and the last save's plans (at most 2 x live), then twice that
         assert len(planner._hints) + len(planner._same) <= 4 * live + 16
     same(StateManager(tmp_path / "s.sv", spool_dir=False).load(), state)
+
+
+def test_equal_buffers_of_one_save_are_planned_once_and_compared_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    """Buffers equal to one met earlier in the save (the index each series of a pair copies)
+    take its plan, proved equal by their bytes: a copy that differs past the bytes the store
+    fingerprints (the first 256), or that is changed in place later, is planned afresh."""
+    calls: list[int] = []
+
+    class Counting(Planner):
+        def plan(
+            self, data: Buffer, previous: BufferPlan | None
+        ) -> tuple[BufferPlan, list[tuple[bytes, Buffer]]]:
+            calls.append(memoryview(data).nbytes)
+            return super().plan(data, previous)
+
+    path = tmp_path / "s.sv"
+    sm = StateManager(path, spool_dir=False, keep_versions=0)
+    sm.layers.commit.delta.planner_class = Counting  # type: ignore[union-attr]
+    base = np.random.default_rng(3).normal(size=9_000)
+    late = base.copy()
+    late[-1] += 1.0  # same size and first bytes, one byte apart at the end
+    at_step = base.copy()
+    at_step[(1 << 16) // 8] += 1.0  # differs in the second 64 KiB compared
+    state = {"copies": [base.copy() for _ in range(4)], "late": late, "step": at_step}
+    sm.save(state)
+    assert len(calls) == 3  # base once, late and step each on their own
+    got = StateManager(path, spool_dir=False).load()
+    for a, b in zip(got["copies"], state["copies"], strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert got["late"].tobytes() == late.tobytes()
+    assert got["step"].tobytes() == at_step.tobytes()
+    state["copies"][2][-1] = 7.0  # changed in place: no longer equal to the others
+    calls.clear()
+    sm.save(state)
+    assert len(calls) == 4
+    got = StateManager(path, spool_dir=False).load()
+    for a, b in zip(got["copies"], state["copies"], strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_equal_compares_every_byte() -> None:
+    from statevault.delta.store import _equal
+
+    a = bytearray(range(256)) * 1000
+    assert _equal(memoryview(a), memoryview(bytes(a)))
+    for at in (0, 1 << 16, (1 << 16) - 1, len(a) - 1):
+        b = bytearray(a)
+        b[at] ^= 1
+        assert not _equal(memoryview(a), memoryview(b))
+    assert not _equal(memoryview(a), memoryview(a)[:-1])
+    assert _equal(memoryview(b""), memoryview(b""))

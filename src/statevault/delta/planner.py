@@ -209,11 +209,14 @@ class Planner:
         view = memoryview(data).cast("B")
         n = len(view)
         same: tuple[bytes, BufferPlan | None] | None = None
-        if n > _TINY:
+        if n > _TINY and (previous is None or previous.size == n):
             # Equal buffers (the index every series of a pair shares, a price two pairs
             # share) planned against the same previous plan get the same plan: looked up
             # by the keyed hash of all their bytes, so a buffer changed in place anywhere
-            # has another key. Costs one hash of the buffer; saves the alignment.
+            # has another key. Costs one hash of the buffer; saves the alignment. Not
+            # looked for when the size changed (an append, a roll that grew): such a buffer
+            # is not the unchanged one, and the store finds a save's equal buffers by
+            # comparing bytes, so the hash would be a second pass over it for nothing.
             h = self._keyed.copy()
             h.update(view)
             same = (h.digest(_SAME_SIZE), previous)

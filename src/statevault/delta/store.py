@@ -104,6 +104,19 @@ class _Buf:
     mark: int
 
 
+_STEP: Final = 1 << 16
+
+
+def _equal(a: memoryview, b: memoryview) -> bool:
+    """Whether two byte views hold the same bytes: compared 64 KiB at a time (memoryview's
+    own ``==`` goes item by item, 20x slower; one ``bytes`` copy of a large buffer costs
+    more in page faults than the comparison). About 3.5x cheaper than a keyed hash."""
+    n = a.nbytes
+    if n != b.nbytes:
+        return False
+    return all(a[i : i + _STEP].tobytes() == b[i : i + _STEP].tobytes() for i in range(0, n, _STEP))
+
+
 def _header_of(chunks: Sequence[Buffer]) -> FrameHeader:
     """The header of a frame given as chunks (built in memory; no I/O)."""
     from ..layers.framestore import frame_prefix
@@ -219,6 +232,7 @@ class DeltaStore:
         # fingerprint (an append or an edit past them), else the one at its place.
         # Grouped once per save (per section it was sections x buffers lookups).
         marks_of: dict[int, dict[int, list[int]]] = {}
+        twins: dict[tuple[int, int], list[tuple[memoryview, BufferPlan | None, BufferPlan]]] = {}
         if base is not None:
             for (sec, j), (_, m) in base.plans.items():
                 marks_of.setdefault(sec, {}).setdefault(m, []).append(j)
@@ -245,18 +259,14 @@ class DeltaStore:
                     if found is not None:
                         taken.add(found)
                         previous = base.plans[(s, found)][0]
-                plan, pieces = planner.plan(view, previous)
-                offered = {pid for pid, _ in pieces}
-                if plan.size != view.nbytes or any(
-                    e.piece not in known and e.piece not in offered for e in plan.extents
-                ):  # not the planner's contract: store the buffer as one piece
-                    pid = planner.piece_id(view)
-                    plan, pieces = (
-                        BufferPlan((Extent(pid, 0, view.nbytes),), view.nbytes),
-                        [(pid, view)],
-                    )
-                for pid, data in pieces:
-                    fresh.setdefault(pid, data)
+                # An equal buffer met earlier in this save against the same previous plan
+                # (the index every series of a pair copies, a price two pairs share) gets
+                # its plan: found by size and mark, proved equal by comparing the bytes.
+                same = twins.setdefault((mark, view.nbytes), [])
+                plan = next((p for v, b, p in same if b == previous and _equal(v, view)), None)
+                if plan is None:
+                    plan = self._plan(planner, view, previous, known, fresh)
+                    same.append((view, previous, plan))
                 segs.append(_Buf(plan, view, mark))
                 k += 1
             if small:
@@ -361,6 +371,26 @@ class DeltaStore:
             reused=base is not None,
         )
         return head, save
+
+    @staticmethod
+    def _plan(
+        planner: Planner,
+        view: memoryview,
+        previous: BufferPlan | None,
+        known: dict[bytes, PieceLoc],
+        fresh: dict[bytes, Buffer],
+    ) -> BufferPlan:
+        """``view``'s plan (its new pieces added to ``fresh``), held to the planner's contract."""
+        plan, pieces = planner.plan(view, previous)
+        offered = {pid for pid, _ in pieces}
+        if plan.size != view.nbytes or any(
+            e.piece not in known and e.piece not in offered for e in plan.extents
+        ):  # not the planner's contract: store the buffer as one piece
+            pid = planner.piece_id(view)
+            plan, pieces = BufferPlan((Extent(pid, 0, view.nbytes),), view.nbytes), [(pid, view)]
+        for pid, data in pieces:
+            fresh.setdefault(pid, data)
+        return plan
 
     def _retired(
         self,
