@@ -599,14 +599,20 @@ def test_equal_buffers_of_one_save_are_planned_once_and_compared_byte_for_byte(
         assert a.tobytes() == b.tobytes()
 
 
-def test_equal_compares_every_byte() -> None:
+@pytest.mark.parametrize("numpy_loaded", [True, False])
+@pytest.mark.parametrize("size", [1_000, 256_003])
+def test_equal_compares_every_byte(
+    numpy_loaded: bool, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from statevault.delta.store import _equal
 
-    a = bytearray(range(256)) * 1000
+    if not numpy_loaded:  # the comparison without numpy (a state of plain bytes)
+        monkeypatch.delitem(__import__("sys").modules, "numpy")
+    a = (bytearray(range(256)) * 1001)[:size]
     assert _equal(memoryview(a), memoryview(bytes(a)))
-    for at in (0, 1 << 16, (1 << 16) - 1, len(a) - 1):
+    for at in (0, (1 << 16) - 1, 1 << 16, size - 9, size - 1):  # either side of a step
         b = bytearray(a)
-        b[at] ^= 1
+        b[min(at, size - 1)] ^= 1
         assert not _equal(memoryview(a), memoryview(b))
     assert not _equal(memoryview(a), memoryview(a)[:-1])
     assert _equal(memoryview(b""), memoryview(b""))
