@@ -72,6 +72,12 @@ def _offset(value: Any) -> Any:
 
 def _values(obj: Any) -> Any:
     """The data of a Series/Index: a numpy array for numpy dtypes, else the ExtensionArray."""
+    if _VALUES_FAST:
+        # pandas' own array behind a numpy-backed object (0.4 us, where .dtype and
+        # .to_numpy() cost 4.5 us): the array to_numpy() views, probed below.
+        v = obj._values
+        if type(v) is np.ndarray:
+            return v
     if isinstance(obj.dtype, np.dtype):
         return obj.to_numpy()  # no copy for numpy-backed data
     return obj.array
@@ -99,7 +105,44 @@ def _ndarray(value: Any, kinds: str, what: str) -> Any:
 
 def _m8(dta: Any) -> Any:
     """The UTC-based datetime64 numpy data of a DatetimeArray, without copying."""
+    if _M8_FAST:
+        m8 = dta._ndarray  # the array pandas keeps (probed below): 0.4 us against 3 us
+        if type(m8) is np.ndarray and m8.dtype.kind == "M":
+            return m8
     return dta.asi8.view(f"M8[{dta.unit}]")
+
+
+def _same_view(a: Any, b: Any) -> bool:
+    return bool(
+        type(a) is type(b) is np.ndarray
+        and a.dtype == b.dtype
+        and a.dtype.str == b.dtype.str
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
+def _probe_encode_views() -> tuple[bool, bool]:
+    """Whether pandas' private ``_values`` and ``DatetimeArray._ndarray`` are the arrays the
+    public paths view (same memory, dtype, shape, strides); else the public paths are used."""
+    try:
+        objs = [
+            pd.Series([1.5, 2.5], index=[3, 4]),
+            pd.Series(np.arange(6, dtype="<i4")[::2]),
+            pd.Series(["a", 1], dtype=object),
+            pd.Index([1.0, 2.0]),
+            pd.Index(["a", "b"], dtype=object),
+        ]
+        values = all(_same_view(o._values, o.to_numpy()) for o in objs)
+        m8 = True
+        for tz in (None, "UTC", "Europe/Berlin"):
+            for unit in _UNITS:
+                dta = pd.date_range("2024-01-01", periods=3, freq="h", tz=tz, unit=unit).array
+                m8 = m8 and _same_view(dta._ndarray, dta.asi8.view(f"M8[{dta.unit}]"))
+        return values, m8
+    except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public paths)
+        return False, False
 
 
 def _datetime_array_public(m8: Any, tz: Any) -> Any:
@@ -177,6 +220,8 @@ def _probe() -> bool:
     except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
         return False
 
+
+_VALUES_FAST, _M8_FAST = _probe_encode_views()
 
 if _probe():
     _make_datetime_array = _datetime_array_fast
