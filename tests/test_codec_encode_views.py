@@ -1,6 +1,6 @@
-"""The encoder's private-pandas fast paths (``_values``, ``_m8``) write what the public
-paths write, byte for byte, on every stack; a pandas where the probe fails uses the public
-paths."""
+"""The encoder's fast paths (private pandas arrays, a Timestamp's doc reused) write what the
+public paths write, byte for byte, on every stack; a pandas where the probe fails uses the
+public paths."""
 
 from __future__ import annotations
 
@@ -43,3 +43,24 @@ def test_fast_and_public_paths_write_the_same_bytes(
     fast = _dump(codec, _state())
     monkeypatch.setattr(_pd_common, flag, False)
     assert _dump(codec, _state()) == fast
+
+
+def test_a_timestamp_met_again_encodes_as_its_copies_do() -> None:
+    # The encoder reuses the doc of a Timestamp object it met before in the same call (the
+    # overview's shared start/end times): the bytes are those of distinct equal Timestamps.
+    ts = pd.Timestamp("2024-10-27 00:30", tz="UTC").tz_convert("Europe/Berlin").as_unit("us")
+    other = pd.Timestamp("2024-10-27 02:30").as_unit("ns").replace(fold=1)
+    codec = Codec()
+    shared = _dump(codec, {"a": [ts, ts, other, other], "b": {"x": ts}})
+    copies = [
+        ts.replace(microsecond=ts.microsecond),
+        ts.replace(microsecond=ts.microsecond),
+        other.replace(),
+        other.replace(),
+    ]
+    assert copies[0] is not ts
+    assert shared == _dump(codec, {"a": copies, "b": {"x": ts.replace(microsecond=ts.microsecond)}})
+    back = codec.loads(b"".join(bytes(c) for c in codec.dumps([ts, ts, other])))
+    assert back == [ts, ts, other]
+    assert back[2].fold == 1
+    assert back[0].tz == ts.tz

@@ -36,6 +36,7 @@ class Encoder:
         "_codec",
         "_keep",
         "buffers",
+        "docs",
         "encoders",
         "inline_dict",
         "inline_list",
@@ -51,6 +52,9 @@ class Encoder:
         # id(obj) -> (ref number or -1, its doc) for immutable objects met more than once
         self.memo: dict[int, tuple[int, dict[str, Any]]] = {}
         self._keep: list[Any] = []  # keeps memoised objects alive so their ids stay unique
+        # id(obj) -> (obj, its doc) for immutable scalars met again (a Timestamp shared by
+        # many overviews): the same doc again, no ref (the bytes are those of encoding each)
+        self.docs: dict[int, tuple[Any, Any]] = {}
         self.refs = 0  # ref numbers handed out
         self._use(codec.tables())
 

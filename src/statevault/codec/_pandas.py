@@ -37,6 +37,9 @@ HANDLER_MODULES = (_pd_strings, _pd_arrow, _pd_more, _pd_index, _pd_frame)
 
 
 def enc_timestamp(e: Encoder, ts: Any, depth: int) -> Any:
+    seen = e.docs.get(id(ts))
+    if seen is not None and seen[0] is ts:  # immutable: the doc of its first use
+        return seen[1]
     out: dict[str, Any] = {
         TAG: "pd.Timestamp",
         "v": int(ts.to_datetime64().view(np.int64)),  # UTC-based for aware timestamps
@@ -46,6 +49,7 @@ def enc_timestamp(e: Encoder, ts: Any, depth: int) -> Any:
         out["tz"] = e.child(ts.tz, depth, ".tz")
     elif ts.fold:
         out["fold"] = 1
+    e.docs[id(ts)] = (ts, out)
     return out
 
 
