@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -379,3 +380,33 @@ def test_a_plain_delta_load_reads_each_piece_into_the_arrays_memory_once(tmp_pat
         tracemalloc.stop()
     assert all(np.array_equal(loaded[k], v) for k, v in state.items())
     assert peak < 1.4 * raw, (peak, raw)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "zstd", "fernet"])
+def test_a_piece_many_arrays_use_is_checked_and_decoded_once(
+    tmp_path: Path, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal buffers (one index under many Series) share pieces: a full load reads each
+    piece of a pack once (checksum, zstd, Fernet), however many extents name it."""
+    from statevault.frame import FrameReader
+
+    base = np.random.default_rng(3).normal(size=20_000)
+    state = {f"a{i}": base.copy() for i in range(6)}
+    path = tmp_path / "s.sv"
+    StateManager(path, spool_dir=False, **options).save(state)
+    reads: Counter[tuple[int, int]] = Counter()
+    real = FrameReader.section
+
+    def counting(self: FrameReader, index: int) -> Buffer:
+        reads[id(self), index] += 1
+        return real(self, index)
+
+    monkeypatch.setattr(FrameReader, "section", counting)
+    loaded = StateManager(path, spool_dir=False, **options).load()
+    for k in state:
+        assert np.array_equal(loaded[k], base)
+        assert loaded[k].flags.writeable
+    for a, b in itertools.combinations(loaded.values(), 2):
+        assert not np.shares_memory(a, b)
+    assert len(reads) > 3  # the HEAD's two sections and the pieces
+    assert set(reads.values()) == {1}, reads

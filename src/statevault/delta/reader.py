@@ -179,7 +179,9 @@ class DeltaReader(FrameReader):
         """Decode ``pieces`` into the cache, one ranged read per pack."""
         index = self.index()
         by_pack: dict[bytes, list[bytes]] = {}
-        for pid in pieces:
+        # Each piece once: equal buffers (the same index under many Series) repeat pieces,
+        # and decoding one again (checksum, zstd, Fernet) would only replace it by itself.
+        for pid in dict.fromkeys(pieces):
             if pid in self._pieces:
                 continue
             loc = index.pieces.get(pid)
