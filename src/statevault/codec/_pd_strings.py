@@ -62,6 +62,11 @@ def pack_strings(items: list[str]) -> tuple[Any, bytes]:
     return offsets, data
 
 
+# Below this many items, slicing the decoded text beats the NUL-join and split: numpy's
+# insert costs about 20 us whatever the size (a DataFrame's 5 column names: 23 us against 2).
+_SPLIT_MIN = 128
+
+
 def unpack_strings(offsets: Any, data: memoryview) -> list[str]:
     """The str items of ``offsets``/``data`` (validated: damaged offsets raise DecodeError)."""
     n = len(offsets) - 1
@@ -74,7 +79,7 @@ def unpack_strings(offsets: Any, data: memoryview) -> list[str]:
     raw_bytes = bytes(data)
     if n <= 1:
         items = [_decode(raw_bytes)] if n else []
-    elif b"\x00" not in raw_bytes:
+    elif n >= _SPLIT_MIN and b"\x00" not in raw_bytes:
         # Fast path: a NUL byte between items (inserted by numpy), one decode, one C-level
         # split. An offset inside a character leaves invalid UTF-8 behind: a DecodeError.
         raw = np.frombuffer(raw_bytes, dtype=np.uint8)
