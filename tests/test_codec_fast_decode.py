@@ -25,7 +25,10 @@ from strategies import assert_same, frames, series
 codec = Codec()
 
 # (module, name of the probed function, its public version)
-FAST_PATHS = [(_pd_frame, "_make_series", "_series_public")]
+FAST_PATHS = [
+    (_pd_frame, "_make_series", "_series_public"),
+    (_pd_frame, "_make_frame", "_frame_public"),
+]
 
 
 def test_the_fast_decode_paths_are_in_use() -> None:
@@ -67,6 +70,8 @@ def facts(obj: Any) -> Any:
         sorted(vars(obj)),
         type(mgr),
         sorted(vars(mgr)),
+        getattr(mgr, "_is_consolidated", None),
+        getattr(mgr, "_known_consolidated", None),
         blocks,
         [facts(axis) for axis in mgr.axes],
         getattr(obj, "name", None),
@@ -98,6 +103,20 @@ def test_a_frame_decodes_to_the_same_object_either_way(df: Any) -> None:
     fast, public = both_ways(df)
     assert facts(fast) == facts(public)
     assert_same(fast, df)
+
+
+def test_a_numeric_block_frame_decodes_to_the_same_object_either_way() -> None:
+    idx = pd.date_range("2024-01-01", periods=5, freq="min", tz="UTC", name="time")
+    for dtype in ("float64", "int32", "bool", "complex64"):
+        df = pd.DataFrame(np.ones((5, 3), dtype=dtype), index=idx, columns=["x", "y", "z"])
+        df.attrs["k"] = 1
+        fast, public = both_ways(df)
+        assert facts(fast) == facts(public)
+        assert_same(fast, df)
+        zero = np.dtype(dtype).type(0)
+        fast.iloc[0, 0] = zero  # writable, and the decoded frame owns its block
+        assert fast.iloc[0, 0] == zero
+        assert public.iloc[0, 0] == 1
 
 
 def test_a_shared_index_stays_shared_and_values_stay_apart() -> None:
