@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 
-from statevault.codec import Codec, _pd_frame
+from statevault.codec import Codec, _pd_frame, _pd_index
 
 from strategies import assert_same, frames, series
+from strategies_pandas import string_frames, string_indexes
 
 codec = Codec()
 
@@ -28,6 +29,7 @@ codec = Codec()
 FAST_PATHS = [
     (_pd_frame, "_make_series", "_series_public"),
     (_pd_frame, "_make_frame", "_frame_public"),
+    (_pd_index, "_make_index", "_index_public"),
 ]
 
 
@@ -51,7 +53,16 @@ def public_paths() -> Iterator[None]:
 def facts(obj: Any) -> Any:
     """What a pandas object is, beyond its values: everything a fast path could get wrong."""
     if isinstance(obj, pd.Index):
-        return (type(obj), obj.dtype, obj.name, getattr(obj, "freq", None), sorted(vars(obj)))
+        refs = getattr(obj, "_references", None)
+        return (
+            type(obj),
+            obj.dtype,
+            obj.name,
+            getattr(obj, "freq", None),
+            sorted(vars(obj)),
+            None if refs is None else len(refs.referenced_blocks),
+            None if isinstance(obj, pd.MultiIndex) else type(obj.array),
+        )
     mgr = obj._mgr
     blocks = [
         (
@@ -102,6 +113,23 @@ def test_a_series_decodes_to_the_same_object_either_way(s: Any) -> None:
 def test_a_frame_decodes_to_the_same_object_either_way(df: Any) -> None:
     fast, public = both_ways(df)
     assert facts(fast) == facts(public)
+    assert_same(fast, df)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(string_indexes())
+def test_a_string_index_decodes_to_the_same_object_either_way(idx: Any) -> None:
+    fast, public = both_ways(idx)
+    assert facts(fast) == facts(public)
+    assert_same(fast, idx)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(string_frames())
+def test_a_frame_with_string_labels_decodes_to_the_same_object_either_way(df: Any) -> None:
+    fast, public = both_ways(df)
+    assert facts(fast) == facts(public)
+    assert facts(fast.columns) == facts(public.columns)
     assert_same(fast, df)
 
 
