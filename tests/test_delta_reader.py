@@ -412,9 +412,14 @@ def test_a_piece_many_arrays_use_is_checked_and_decoded_once(
     assert set(reads.values()) == {1}, reads
 
 
-def test_buffers_over_several_parts_get_aligned_slices_of_their_own() -> None:
+@pytest.mark.parametrize("arena", [2 << 20, 20_000, 1], ids=["one", "several", "each"])
+def test_buffers_over_several_parts_get_aligned_slices_of_their_own(
+    arena: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statevault.codec import _payload
     from statevault.codec._payload import unpack_parts
 
+    monkeypatch.setattr(_payload, "ARENA_MAX", arena)  # shared allocations, or one each
     codec = Codec()
     rng = np.random.default_rng(4)
     value = {f"a{i}": rng.normal(size=1_000 + 7 * i) for i in range(5)}
