@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import re
 import struct
 import sys
 from decimal import Decimal
@@ -365,3 +366,28 @@ def test_damaged_payloads_raise_only_state_errors(
     for data in (payload, bytes(payload[: cut % (len(payload) + 1)])):
         with contextlib.suppress(StateError):
             codec.loads(data)
+
+
+_OLD_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(alphabet='ab[]{}"\\\n\u00e9/'),
+        lambda kids: (
+            st.lists(kids, max_size=4)
+            | st.dictionaries(st.text(alphabet='k[]{}"\\', max_size=4), kids, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
+def test_the_bracket_scan_sees_what_a_string_aware_regex_sees(value: Any) -> None:
+    # check_nesting's structure scan (escapes, then adjacent quotes, removed) against the
+    # plain regex over every JSON string it replaced, on documents full of tricky strings.
+    from statevault.codec._decoder import _brackets
+
+    for ascii_only in (True, False):
+        doc = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+        outside = _OLD_STRING.sub(b"", doc)
+        assert _brackets(doc) == bytes(c for c in outside if c in b"[]{}")

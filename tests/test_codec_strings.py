@@ -195,10 +195,14 @@ def test_damaged_offsets_raise_decode_error(doc: dict[str, Any]) -> None:
         codec.decode(enc)
 
 
-def test_offset_inside_a_character_raises() -> None:
+@pytest.mark.parametrize("n", [3, 300], ids=["sliced", "split"])  # both decode paths
+def test_offset_inside_a_character_raises(n: int) -> None:
     enc = _strings_doc("object", "None")
-    data = "é".encode()
-    enc.buffers[0] = memoryview(np.array([0, 1, 1, 2], dtype=np.int32).tobytes())
+    enc.doc["pairs"]["n"] = n
+    enc.doc["pairs"]["offsets"]["shape"] = [n + 1]
+    data = "é".encode() + b"a" * (n - 2)
+    offsets = [0, 1, *range(2, n + 1)]  # the second item starts inside the "é"
+    enc.buffers[0] = memoryview(np.array(offsets, dtype=np.int32).tobytes())
     enc.buffers[1] = memoryview(data)
     with pytest.raises(DecodeError, match="splits a character"):
         codec.decode(enc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -379,3 +380,61 @@ def test_a_plain_delta_load_reads_each_piece_into_the_arrays_memory_once(tmp_pat
         tracemalloc.stop()
     assert all(np.array_equal(loaded[k], v) for k, v in state.items())
     assert peak < 1.4 * raw, (peak, raw)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "zstd", "fernet"])
+def test_a_piece_many_arrays_use_is_checked_and_decoded_once(
+    tmp_path: Path, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal buffers (one index under many Series) share pieces: a full load reads each
+    piece of a pack once (checksum, zstd, Fernet), however many extents name it."""
+    from statevault.frame import FrameReader
+
+    base = np.random.default_rng(3).normal(size=20_000)
+    state = {f"a{i}": base.copy() for i in range(6)}
+    path = tmp_path / "s.sv"
+    StateManager(path, spool_dir=False, **options).save(state)
+    reads: Counter[tuple[int, int]] = Counter()
+    real = FrameReader.section
+
+    def counting(self: FrameReader, index: int) -> Buffer:
+        reads[id(self), index] += 1
+        return real(self, index)
+
+    monkeypatch.setattr(FrameReader, "section", counting)
+    loaded = StateManager(path, spool_dir=False, **options).load()
+    for k in state:
+        assert np.array_equal(loaded[k], base)
+        assert loaded[k].flags.writeable
+    for a, b in itertools.combinations(loaded.values(), 2):
+        assert not np.shares_memory(a, b)
+    assert len(reads) > 3  # the HEAD's two sections and the pieces
+    assert set(reads.values()) == {1}, reads
+
+
+@pytest.mark.parametrize("arena", [2 << 20, 20_000, 1], ids=["one", "several", "each"])
+def test_buffers_over_several_parts_get_aligned_slices_of_their_own(
+    arena: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statevault.codec import _payload
+    from statevault.codec._payload import unpack_parts
+
+    monkeypatch.setattr(_payload, "ARENA_MAX", arena)  # shared allocations, or one each
+    codec = Codec()
+    rng = np.random.default_rng(4)
+    value = {f"a{i}": rng.normal(size=1_000 + 7 * i) for i in range(5)}
+    joined = b"".join(bytes(memoryview(c).cast("B")) for c in codec.dumps(value))
+    cuts = [*range(0, len(joined), 997), len(joined)]  # every buffer spans parts
+    parts = [memoryview(bytearray(joined[a:b])) for a, b in itertools.pairwise(cuts)]
+    _, buffers = unpack_parts(parts)
+    arrays = [np.frombuffer(b, dtype=np.float64) for b in buffers]
+    assert [a.tobytes() for a in arrays] == [v.tobytes() for v in value.values()]
+    for a, b in itertools.combinations(arrays, 2):
+        assert not np.shares_memory(a, b)
+    for a in arrays:
+        assert a.flags.writeable
+        assert a.flags.aligned
+        assert a.ctypes.data % 16 == 0  # 64-byte steps from the base
+    got = codec.loads_parts(parts)
+    for k, v in value.items():
+        assert np.array_equal(got[k], v)

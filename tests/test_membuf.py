@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from statevault.checksum import crc32
-from statevault.membuf import MAPPED_MIN, writable_buffer
+from statevault.membuf import MAPPED_MIN, fresh_buffer, writable_buffer
 from statevault.storage import open_store
 from statevault.transforms import zstd
 
@@ -74,3 +74,20 @@ def test_crc32_matches_zlib(start: int) -> None:
             assert crc32(buf, start) == zlib.crc32(buf, start)
     words = np.arange(1000, dtype=np.int64)
     assert crc32(memoryview(words)) == zlib.crc32(memoryview(words))
+
+
+@pytest.mark.parametrize("size", [0, 100, 4096, 5 << 20])
+def test_fresh_buffer_is_writable_owned_and_sized(size: int) -> None:
+    # numpy is imported here: above 4 KiB the memory is numpy's (no zero fill); the caller
+    # overwrites it all, so only size, writability and ownership are promised.
+    buf = fresh_buffer(size)
+    view = memoryview(buf)
+    assert view.nbytes == size
+    assert not view.readonly
+    other = memoryview(fresh_buffer(size))
+    if size:
+        view[:] = b"\x01" * size
+        other[:] = b"\x02" * size
+        assert bytes(view) == b"\x01" * size
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    assert arr.flags.writeable

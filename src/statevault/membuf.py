@@ -16,9 +16,10 @@ Mapped memory is not seen by ``tracemalloc``, so traced peaks of a load exclude 
 from __future__ import annotations
 
 import mmap
+import sys
 from contextlib import suppress
 
-__all__ = ["MAPPED_MIN", "writable_buffer"]
+__all__ = ["MAPPED_MIN", "fresh_buffer", "writable_buffer"]
 
 MAPPED_MIN = 32 << 20
 """Buffers of at least this many bytes are mapped; smaller ones are a ``bytearray``.
@@ -43,3 +44,19 @@ def writable_buffer(size: int) -> bytearray | memoryview:
         with suppress(OSError):  # huge pages disabled or unsupported: ordinary pages work too
             mapped.madvise(_HUGE)
     return memoryview(mapped)
+
+
+def fresh_buffer(size: int) -> bytearray | memoryview:
+    """``size`` writable bytes of undefined content, for a caller that overwrites them all.
+
+    numpy's ``empty`` when numpy is already imported (a state with arrays: it skips the zero
+    fill, and numpy asks for huge pages above 4 MiB itself), else ``writable_buffer``. Same
+    promises as ``writable_buffer`` otherwise: writable, owned, alive while a view lives.
+    """
+    np = sys.modules.get("numpy")
+    if np is None or size < 4096:
+        return writable_buffer(size)
+    try:
+        return memoryview(np.empty(size, dtype=np.uint8))
+    except MemoryError:  # let the mapping try
+        return writable_buffer(size)

@@ -148,8 +148,9 @@ class Codec:
         """``loads`` of the concatenation of ``parts``, without joining them (a delta load).
 
         An array whose bytes lie inside one writable part is built on that memory (no copy),
-        so give only parts nothing else uses (``FrameReader.section_parts`` does); one spread
-        over several parts is assembled once into fresh memory it then owns; read-only parts
+        so give only parts nothing else uses (``FrameReader.section_parts`` does); those
+        spread over several parts are assembled once, each into its own slice of one fresh
+        allocation (``unpack_parts``); read-only parts
         are copied per array. Errors as ``loads``.
         """
         return self._load(*unpack_parts(parts))

@@ -173,8 +173,8 @@ class Decoder:
 # plus a few for the root; anything deeper was not written by this codec.
 _MAX_OBJECT_DEPTH = MAX_DEPTH + 8
 _MAX_JSON_DEPTH = 3 * MAX_DEPTH + 8
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')  # escapes removed first: a quote always delimits a string
 _STEP = {ord("{"): 1, ord("}"): -1, ord("["): 1, ord("]"): -1}
 
 
@@ -190,16 +190,33 @@ def _max_depth(brackets: bytes) -> int:
     return extra + max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
+def _brackets(doc: bytes) -> bytes:
+    """The document's brackets outside strings, in order (a valid document's structure)."""
+    if b"\\" in doc:
+        # Escapes pair up left to right in a string, and valid JSON has none elsewhere: with
+        # escaped backslashes, then escaped quotes gone, every quote left delimits a string.
+        doc = doc.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Quotes and brackets only; then the strings without brackets (almost all: keys, names)
+    # are adjacent quotes. Dropping two adjacent quotes keeps every bracket on its side of
+    # the string boundaries, so only strings holding brackets are left for the regex.
+    kept = doc.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in kept:
+        kept = _STRING.sub(b"", kept)
+    return kept
+
+
 def check_nesting(doc: bytes) -> None:
     """Reject a document nested deeper than the encoder writes, before anything recurses on it.
 
     A forged document 500 objects deep parses, then overflows the stack of whoever walks it
-    (RecursionError); this bounds it as damage. C-speed passes only (regex, translate,
-    replace), and none at all for documents with fewer brackets than the bound.
+    (RecursionError); this bounds it as damage. C-speed passes only (replace, translate, a
+    regex over the strings that hold brackets), none at all for documents with fewer
+    brackets than the bound: 0.5 ms for the bench's 80 KB M document (a regex over every
+    string, 1.2 ms).
     """
     if doc.count(b"{") + doc.count(b"[") <= _MAX_OBJECT_DEPTH:
         return
-    brackets = _JSON_STRING.sub(b"", doc).translate(None, _NOT_BRACKETS)
+    brackets = _brackets(doc)
     depth = _max_depth(brackets)
     object_depth = _max_depth(brackets.translate(None, b"[]"))
     if object_depth > _MAX_OBJECT_DEPTH or depth > _MAX_JSON_DEPTH:

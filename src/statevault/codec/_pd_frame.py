@@ -20,6 +20,12 @@ from statevault.errors import DecodeError
 pd: Any = pandas  # untyped alias: pandas-stubs do not describe the constructors used here
 np: Any = _numpy.np
 
+# Private: the probes below check what the fast paths build; a pandas without them is fine.
+SingleBlockManager: Any = getattr(pd.core.internals, "SingleBlockManager", None)
+BlockManager: Any = getattr(pd.core.internals, "BlockManager", None)
+new_block_2d: Any = getattr(getattr(pd.core.internals, "blocks", None), "new_block_2d", None)
+BlockPlacement: Any = getattr(getattr(pd._libs, "internals", None), "BlockPlacement", None)
+
 
 def _extras(e: Encoder, obj: Any, depth: int, out: dict[str, Any]) -> dict[str, Any]:
     if obj.attrs:
@@ -75,10 +81,69 @@ def _check_values(value: Any) -> Any:
 
 def dec_series(_: Decoder, d: dict[str, Any]) -> Any:
     values = _check_values(field(d, "v"))
-    _check_index(field(d, "index"), "index")
-    dtype = object if type(values) is np.ndarray and values.dtype.kind == "O" else None
-    s = pd.Series(values, index=field(d, "index"), dtype=dtype, name=d.get("name"), copy=False)
+    index = _check_index(field(d, "index"), "index")
+    name = d.get("name")
+    if type(values) is np.ndarray and values.dtype in _FAST_DTYPES and len(values) == len(index):
+        s = _make_series(values, index, name)
+    else:
+        dtype = object if type(values) is np.ndarray and values.dtype.kind == "O" else None
+        s = pd.Series(values, index=index, dtype=dtype, name=name, copy=False)
     return _apply_extras(s, d)
+
+
+# Plain numeric numpy data (native byte order; no float16, which pandas treats apart): what
+# the public constructor would keep as it is, so the block can be built directly.
+_FAST_DTYPES = frozenset(np.dtype(c) for c in "?bhilqBHILQfdgFDG")
+
+
+def _series_public(values: Any, index: Any, name: Any) -> Any:
+    return pd.Series(values, index=index, name=name, copy=False)
+
+
+def _series_fast(values: Any, index: Any, name: Any) -> Any:
+    # What Series.__init__ ends in for such data (sanitize_array keeps it, the manager wraps
+    # it in one block with fresh references), without its checks of data it cannot have
+    # here (dicts, lists, Series, managers, dtypes to cast to): about 4 us instead of 9.
+    mgr = SingleBlockManager.from_array(values, index)
+    s = pd.Series._from_mgr(mgr, axes=mgr.axes)
+    s.name = name  # the public setter: an unhashable name still raises
+    return s
+
+
+def _series_facts(s: Any, values: Any, index: Any) -> tuple[Any, ...]:
+    block = s._mgr.blocks[0]
+    return (
+        type(s),
+        sorted(vars(s)),
+        type(s._mgr),
+        sorted(vars(s._mgr)),
+        type(block),
+        block.values is values,
+        block.mgr_locs.as_slice,
+        len(block.refs.referenced_blocks),
+        s.index is index,
+        s.dtype,
+        s.name,
+        s.attrs,
+        s.flags.allows_duplicate_labels,
+        s.to_numpy(copy=False).flags.writeable,
+        np.shares_memory(s.to_numpy(copy=False), values),
+    )
+
+
+def _probe_series() -> bool:
+    """True if the fast Series is the public one, fact for fact, on this pandas."""
+    try:
+        index = pd.date_range("2024-01-01", periods=3, freq="min", tz="UTC", name="t")
+        for dtype in _FAST_DTYPES:
+            for name in (None, "x", ("a", 1)):
+                one, two = np.zeros(3, dtype=dtype), np.zeros(3, dtype=dtype)
+                fast, slow = _series_fast(one, index, name), _series_public(two, index, name)
+                if _series_facts(fast, one, index) != _series_facts(slow, two, index):
+                    return False
+        return True
+    except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
+        return False
 
 
 def enc_frame(e: Encoder, df: Any, depth: int) -> Any:
@@ -160,7 +225,11 @@ def dec_frame(_: Decoder, d: dict[str, Any]) -> Any:
         block = field(d, "block")
         if type(block) is not np.ndarray or block.ndim != 2 or block.dtype.kind == "O":
             raise DecodeError("a DataFrame block must be a 2-D numeric numpy array")
-        df = pd.DataFrame(block, index=index, columns=columns, copy=False)
+        # (no columns: the public path, which builds no block at all)
+        if block.dtype in _FAST_DTYPES and block.shape == (len(index), len(columns) or -1):
+            df = _make_frame(block, index, columns)
+        else:
+            df = pd.DataFrame(block, index=index, columns=columns, copy=False)
     else:
         cols = list_field(d, "cols")
         data = {j: _column(values, index) for j, values in enumerate(cols)}
@@ -169,7 +238,66 @@ def dec_frame(_: Decoder, d: dict[str, Any]) -> Any:
     return _apply_extras(df, d)
 
 
+def _frame_public(block: Any, index: Any, columns: Any) -> Any:
+    return pd.DataFrame(block, index=index, columns=columns, copy=False)
+
+
+def _frame_fast(block: Any, index: Any, columns: Any) -> Any:
+    # What DataFrame.__init__ ends in for one numeric 2-D block (ndarray_to_mgr: the
+    # transposed array as one block, consolidated): 3 us instead of 25.
+    nb = new_block_2d(block.T, placement=BlockPlacement(slice(len(columns))))
+    mgr = BlockManager((nb,), [columns, index], verify_integrity=False)
+    mgr._consolidate_inplace()
+    return pd.DataFrame._from_mgr(mgr, axes=mgr.axes)
+
+
+def _frame_facts(df: Any, block: Any, index: Any, columns: Any) -> tuple[Any, ...]:
+    mgr = df._mgr
+    (b,) = mgr.blocks
+    return (
+        type(df),
+        sorted(vars(df)),
+        type(mgr),
+        mgr._is_consolidated,
+        mgr._known_consolidated,
+        type(b),
+        b.shape,
+        list(b.mgr_locs.as_array),
+        len(b.refs.referenced_blocks),
+        b.values.flags.c_contiguous,
+        b.values.flags.writeable,
+        np.shares_memory(b.values, block),
+        df.index is index,
+        df.columns is columns,
+        list(df.dtypes),
+        df.attrs,
+        df.flags.allows_duplicate_labels,
+    )
+
+
+def _probe_frame() -> bool:
+    """True if the fast DataFrame is the public one, fact for fact, on this pandas."""
+    try:
+        index = pd.date_range("2024-01-01", periods=3, freq="min", tz="UTC", name="t")
+        for dtype in _FAST_DTYPES:
+            for columns in (pd.Index(["a", "b"], dtype=object), pd.RangeIndex(1)):
+                shape = (3, len(columns))
+                one = np.zeros(shape, dtype=dtype, order="F")
+                two = np.zeros(shape, dtype=dtype, order="F")
+                fast = _frame_fast(one, index, columns)
+                slow = _frame_public(two, index, columns)
+                if _frame_facts(fast, one, index, columns) != _frame_facts(
+                    slow, two, index, columns
+                ):
+                    return False
+        return True
+    except Exception:  # noqa: BLE001 (any drift in pandas internals: use the public path)
+        return False
+
+
 _column_arrays = _column_arrays_fast if _probe_columns() else _column_arrays_public
+_make_series = _series_fast if _probe_series() else _series_public
+_make_frame = _frame_fast if _probe_frame() else _frame_public
 
 
 ENCODERS: dict[type[Any], EncodeFn] = {pd.Series: enc_series, pd.DataFrame: enc_frame}

@@ -224,37 +224,40 @@ def decode_section(
     if len(view) < start:
         raise _corrupt("manifest section")
     inline = view[start:]
+    size = len(inline)
     out: list[Segment] = []
+    append = out.append
     extents: list[Extent] = []
-
-    def close() -> None:
-        if extents:
-            out.append(BufferPlan(tuple(extents), sum(e.length for e in extents)))
-            extents.clear()
-
+    total = 0  # bytes of the buffer being read (its extents so far)
     used = 0
     pieces: Sequence[bytes] = ()
-    for k in range(count):
-        at = _SECTION_HEAD.size + k * _SEGMENT.size
-        kind, piece, offset, length, mark = _SEGMENT.unpack_from(view, at)
-        if kind == _INLINE:
-            close()
-            if offset != used or offset + length > len(inline):
-                raise _corrupt("manifest section")
-            out.append(Inline(inline[offset : offset + length]))
-            used += length
-        elif kind in (_FIRST, _MORE) and piece < len(pieces or (pieces := ids())):
-            if kind == _FIRST:
-                close()
-                if marks is not None:
-                    marks.append(mark)
-            elif not extents:
+    # One pass over the table (iter_unpack: about 350 segments and 550 extents in the bench's
+    # M state, 1 ms with an unpack_from per entry and a closure per buffer).
+    for kind, piece, offset, length, mark in _SEGMENT.iter_unpack(view[_SECTION_HEAD.size : start]):
+        if kind == _MORE:
+            if not extents or piece >= len(pieces):
                 raise _corrupt("manifest section")
             extents.append(Extent(pieces[piece], offset, length))
+            total += length
+            continue
+        if extents:
+            append(BufferPlan(tuple(extents), total))
+            extents = []
+        if kind == _INLINE:
+            if offset != used or offset + length > size:
+                raise _corrupt("manifest section")
+            append(Inline(inline[offset : offset + length]))
+            used += length
+        elif kind == _FIRST and piece < len(pieces or (pieces := ids())):
+            if marks is not None:
+                marks.append(mark)
+            extents.append(Extent(pieces[piece], offset, length))
+            total = length
         else:
             raise _corrupt("manifest section")
-    close()
-    if used != len(inline):
+    if extents:
+        append(BufferPlan(tuple(extents), total))
+    if used != size:
         raise _corrupt("manifest section")
     return out
 

@@ -16,9 +16,11 @@ piece used by one extent of one section only is handed out writable: the codec b
 array on it. A piece used more than once (equal buffers share pieces) is handed out
 read-only each time, so the codec copies it and no two arrays share memory. Loaded arrays
 keep their span alive (a plain pack's span also holds the bytes of pieces the HEAD no longer
-uses: at most the bytes the load read). Every pack is checked against the digest its HEAD
-recorded, and any damage met while reading one (missing, truncated, swapped, a bad checksum,
-compression or MAC) is a ``PackError`` (``IntegrityError``) naming the pack, never other data.
+uses: at most the bytes the load read); arrays assembled from several pieces share one fresh
+allocation per section, each in a slice of its own (``codec._payload.unpack_parts``). Every
+pack is checked against the digest its HEAD recorded, and any damage met while reading one
+(missing, truncated, swapped, a bad checksum, compression or MAC) is a ``PackError``
+(``IntegrityError``) naming the pack, never other data.
 """
 
 from __future__ import annotations
@@ -179,7 +181,9 @@ class DeltaReader(FrameReader):
         """Decode ``pieces`` into the cache, one ranged read per pack."""
         index = self.index()
         by_pack: dict[bytes, list[bytes]] = {}
-        for pid in pieces:
+        # Each piece once: equal buffers (the same index under many Series) repeat pieces,
+        # and decoding one again (checksum, zstd, Fernet) would only replace it by itself.
+        for pid in dict.fromkeys(pieces):
             if pid in self._pieces:
                 continue
             loc = index.pieces.get(pid)
