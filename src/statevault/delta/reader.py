@@ -16,8 +16,8 @@ piece used by one extent of one section only is handed out writable: the codec b
 array on it. A piece used more than once (equal buffers share pieces) is handed out
 read-only each time, so the codec copies it and no two arrays share memory. Loaded arrays
 keep their span alive (a plain pack's span also holds the bytes of pieces the HEAD no longer
-uses: at most the bytes the load read); arrays assembled from several pieces share one fresh
-allocation per section, each in a slice of its own (``codec._payload.unpack_parts``). Every
+uses: at most the bytes the load read); arrays assembled from several pieces share fresh
+allocations of at most 2 MiB, each in a slice of its own (``codec._payload.unpack_parts``). Every
 pack is checked against the digest its HEAD recorded, and any damage met while reading one
 (missing, truncated, swapped, a bad checksum, compression or MAC) is a ``PackError``
 (``IntegrityError``) naming the pack, never other data.
