@@ -9,6 +9,9 @@ caller's thread instead of a full encode: on the benchmark's M state it costs ab
 of the encode (bench/README.md), and the worker does the encode. ``Frozen.thaw()`` gives the
 state to encode.
 
+Size: over 400 lines on purpose: one walk whose per-type rules and pandas short paths
+(each argued exact against what the codec stores) read best side by side.
+
 How each value is taken (by exact type: a subclass falls under "anything else"):
 
 - kept as it is, being immutable: None, bool, int, float, complex, str, bytes, Decimal,

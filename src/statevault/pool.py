@@ -5,7 +5,7 @@ A copy into fresh memory pays for the allocation (page faults for blocks that co
 at least ``min_bytes`` (numpy arrays, the values of numpy-backed Series, one-dtype
 DataFrames) into blocks lent by a ``CopyPool``; a later ``freeze`` with the same pool copies
 into blocks whose snapshot has been written and dropped. With the short path for Series
-this halves ``BackgroundSaver.save()`` on the bench's M state (bench/README.md).
+this more than halves ``BackgroundSaver.save()`` on the bench's M state (bench/README.md).
 
 Why reuse is safe: a block is lent out only as the memory of one array made on it (its
 ``base``; a numpy view of that array has the block as its ``base`` too) and taken back only
