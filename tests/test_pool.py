@@ -228,3 +228,15 @@ def test_an_array_or_its_block_held_anywhere_is_never_reused() -> None:
         assert pool.reused == 2, hold  # the frame's and the array's, not the Series'
         assert bytes(memoryview(np.ascontiguousarray(held)).cast("B")) == before, hold
         assert (second["s"] == 2.0).all()
+
+
+def test_an_array_marked_read_only_is_not_lent_again() -> None:
+    pool = CopyPool()
+    first = freeze(_state(1.0), CODEC, pool).thaw()
+    np.asarray(first["a"]).flags.writeable = False  # marked through the lent array itself
+    del first
+    gc.collect()
+    state = _state(2.0)
+    second = freeze(state, CODEC, pool).thaw()  # no "assignment destination is read-only"
+    assert pool.reused == 2
+    assert _encoded(second) == _encoded(state)

@@ -95,7 +95,8 @@ class CopyPool:
         kept: list[list[Any]] = []
         same, sized = self._same, self._sized
         for entry in self._lent:
-            if _refcounts(entry) == ours:
+            # Writable too: an array someone marked read-only is not written into again.
+            if _refcounts(entry) == ours and entry[0].flags.writeable:
                 arr = entry[0]
                 entry[1] = _FREE
                 same.setdefault((arr.shape, id(arr.dtype), entry[2]), []).append(entry)
