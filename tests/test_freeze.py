@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from statevault import StateManager
 from statevault.codec import Codec, Encoded, TypeRegistry
 from statevault.errors import SerializationError
-from statevault.freeze import Unfreezable, freeze
+from statevault.freeze import Unfreezable, _one_block, freeze
 
 from strategies import assert_same, values
 
@@ -218,3 +218,28 @@ def test_deep_nesting_is_left_to_the_codec() -> None:
 def test_many_states_freeze_exactly_and_never_see_later_mutations(value: Any) -> None:
     test_a_frozen_state_encodes_to_the_same_document_and_buffers.hypothesis.inner_test(value)  # type: ignore[attr-defined]
     test_mutations_after_freeze_never_reach_the_copy.hypothesis.inner_test(value)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pd.DataFrame(np.ones((4, 3))),
+        lambda: pd.DataFrame(np.ones((4, 3)), copy=False),
+        lambda: pd.DataFrame(np.asfortranarray(np.ones((4, 3)))),
+        lambda: pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}),
+        lambda: pd.DataFrame(np.ones((4, 3)))[[2, 0, 1]],
+        lambda: pd.DataFrame(np.arange(12).reshape(4, 3)).T,
+        lambda: pd.DataFrame(np.ones((6, 3)))[::2],
+        lambda: pd.DataFrame(np.ones((6, 3), dtype=np.int32), columns=["a", "a", "b"]),
+    ],
+)
+def test_a_one_block_frame_s_values_are_what_to_numpy_views(make: Any) -> None:
+    """freeze reads a one-block frame's values off its block (pandas internals): the same
+    memory, strides and dtype as ``to_numpy()``, which the codec stores."""
+    df = make()
+    values, expected = _one_block(df, np.ndarray), df.to_numpy()
+    assert values is not None
+    assert values.__array_interface__ == expected.__array_interface__ | {
+        "data": (expected.__array_interface__["data"][0], False)
+    }
+    assert values.dtype == expected.dtype

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,3 +163,80 @@ def test_background_saves_reuse_memory_and_store_what_each_call_saw() -> None:
                 assert StateManager(f"file://{tmp}/s.sv").load_state()["s"].iloc[-1] == level
             assert saver._pool is not None
             assert saver._pool.reused > 0
+
+
+def _writable(arr: Any) -> Any:
+    """``arr`` made writable the way a bot could (pandas 3 hands out read-only views)."""
+    if not arr.flags.writeable:
+        arr.flags.writeable = True  # numpy allows it: the view's base is writable
+    return arr
+
+
+_WRITES: dict[str, Any] = {
+    "iloc": lambda obj, raw: obj.iloc.__setitem__(0, -7.0),
+    "array": lambda obj, raw: obj.array.__setitem__(0, -7.0) if obj.ndim == 1 else None,
+    "values": lambda obj, raw: _writable(obj.values).__setitem__(0, -7.0),
+    "to_numpy": lambda obj, raw: _writable(obj.to_numpy()).__setitem__(0, -7.0),
+    "asarray": lambda obj, raw: _writable(np.asarray(obj)).__setitem__(0, -7.0),
+    "passed_array": lambda obj, raw: raw.__setitem__(0, -7.0),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_WRITES))
+@pytest.mark.parametrize("pooled", [False, True])
+def test_writes_after_the_call_never_reach_the_copy(write: str, pooled: bool) -> None:
+    """Series (the ``_values`` short path) and one-block frames, in new and in reused pool
+    memory: every way a bot writes in place after the call, pandas' or numpy's, leaves the
+    copy what it was at the call."""
+    pool = CopyPool(min_bytes=0) if pooled else None
+    for level in (1.0, 2.0):  # the second round copies into the first round's arrays
+        raw_s = np.full(N, level)
+        raw_df = np.full((N, 3), level)
+        state = {
+            "s": pd.Series(raw_s, copy=False, name="x"),
+            "df": pd.DataFrame(raw_df, copy=False, columns=["a", "b", "c"]),
+        }
+        expected = _encoded(state)
+        frozen = freeze(state, CODEC, pool)
+        for name, raw in (("s", raw_s), ("df", raw_df)):
+            obj = state[name]
+            _WRITES[write](
+                obj if obj.ndim == 1 else obj.iloc[:, 0] if write == "array" else obj, raw
+            )
+        assert _encoded(state) != expected  # the write reached the bot's objects
+        thawed = frozen.thaw()
+        assert _encoded(thawed) == expected
+        del frozen, thawed
+        gc.collect()
+    if pooled:
+        assert pool is not None
+        assert pool.reused == 2
+
+
+def test_an_array_or_its_block_held_anywhere_is_never_reused() -> None:
+    """The pool lends the same array object again only when neither it nor its block is
+    held: not by a Series' ``.array``, not by the block taken from a view's ``base``."""
+    for hold in ("array", "block", "view"):
+        pool = CopyPool()
+        first = freeze(_state(1.0), CODEC, pool).thaw()
+        values = np.asarray(first["s"])
+        held = {"array": first["s"].array, "block": values.base, "view": values[5:]}[hold]
+        before = bytes(memoryview(np.ascontiguousarray(held)).cast("B"))
+        del first, values
+        gc.collect()
+        second = freeze(_state(2.0), CODEC, pool).thaw()
+        assert pool.reused == 2, hold  # the frame's and the array's, not the Series'
+        assert bytes(memoryview(np.ascontiguousarray(held)).cast("B")) == before, hold
+        assert (second["s"] == 2.0).all()
+
+
+def test_an_array_marked_read_only_is_not_lent_again() -> None:
+    pool = CopyPool()
+    first = freeze(_state(1.0), CODEC, pool).thaw()
+    np.asarray(first["a"]).flags.writeable = False  # marked through the lent array itself
+    del first
+    gc.collect()
+    state = _state(2.0)
+    second = freeze(state, CODEC, pool).thaw()  # no "assignment destination is read-only"
+    assert pool.reused == 2
+    assert _encoded(second) == _encoded(state)

@@ -263,8 +263,8 @@ class BackgroundSaver:
     ``save()``. A saver nobody references any more is garbage-collected like any object; its
     finalizer lets the worker write the pending snapshot and end (``close()`` is still the way
     to know it was written). ``reuse_memory`` (default True) copies numeric arrays into the
-    memory of snapshots already written (``statevault.pool``): the copy costs about half
-    (4.7 against 9 ms on the bench's M state), for keeping the last written snapshot's numeric
+    memory of snapshots already written (``statevault.pool``): the copy costs less than half
+    (3 against 7 ms on the bench's M state), for keeping the last written snapshot's numeric
     data allocated between saves (6.8 MB on M).
     """
 
